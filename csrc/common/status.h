@@ -1,0 +1,23 @@
+// Integer status codes shared by every kernel entry point (and, later, the C API).
+#pragma once
+
+namespace facelang {
+
+enum Status : int {
+  kOk = 0,              // success
+  kInvalidArgument = 1, // null pointer, non-positive size, ...
+  kCudaUnavailable = 2, // CUDA requested but the extension was built without it
+  kCudaError = 3,       // a CUDA runtime call or kernel launch failed
+};
+
+inline const char* status_string(int s) {
+  switch (s) {
+    case kOk: return "ok";
+    case kInvalidArgument: return "invalid argument";
+    case kCudaUnavailable: return "pyfacelang was built without CUDA";
+    case kCudaError: return "CUDA error";
+    default: return "unknown status";
+  }
+}
+
+}  // namespace facelang

@@ -1,0 +1,29 @@
+"""pyfacelang: a face in video -> one discrete geometric token per frame, and
+translation both ways between those tokens and language.
+
+Public entry points so far: `load_model` (face models), `has_cuda`,
+`pyfacelang.render` (software previews) and the `pyfacelang` command line.
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .errors import FaceLangError  # noqa: E402
+
+
+def has_cuda() -> bool:
+    """True only when the C++ extension was built with CUDA *and* a CUDA device
+    is usable right now."""
+    from . import _C
+
+    return bool(_C.built_with_cuda()) and _C.cuda_device_count() > 0
+
+
+def load_model(name: str = "builtin", **kwargs):
+    """Load a face model by name ("builtin" or "flame"); see `pyfacelang.face.load_model`."""
+    from .face import load_model as _load
+
+    return _load(name, **kwargs)
+
+
+__all__ = ["FaceLangError", "has_cuda", "load_model", "__version__"]

@@ -1,0 +1,70 @@
+"""Python entry points for the C++/CUDA kernels in `pyfacelang._C`.
+
+Each wrapper validates its tensors (dtype, shape, contiguity, one device) and
+passes raw addresses to the extension; the device of the inputs picks the CPU
+or CUDA path. Twins for testing live in `pyfacelang._reference`.
+"""
+from __future__ import annotations
+
+import torch
+
+from .errors import ShapeError
+
+_C = None
+
+
+def ext():
+    """The compiled extension, imported on first use with a clear error."""
+    global _C
+    if _C is None:
+        try:
+            from . import _C as mod
+        except ImportError as e:  # pragma: no cover - depends on the install
+            raise ImportError(
+                "pyfacelang._C is not built. Install the package with `pip install -e .` "
+                f"(it builds the C++ extension with CMake): {e}") from e
+        _C = mod
+    return _C
+
+
+def _f32(t: torch.Tensor, name: str, shape: tuple, device: torch.device) -> torch.Tensor:
+    if not isinstance(t, torch.Tensor):
+        raise ShapeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
+    if t.dim() != len(shape) or any(s is not None and s != d for s, d in zip(shape, t.shape)):
+        want = "(" + ", ".join("?" if s is None else str(s) for s in shape) + ")"
+        raise ShapeError(f"{name}: expected shape {want}, got {tuple(t.shape)}")
+    if t.device != device:
+        raise ShapeError(f"{name}: on {t.device}, expected {device} like the other inputs")
+    return t.to(torch.float32).contiguous()
+
+
+def _addr(t: torch.Tensor | None) -> int:
+    return 0 if t is None else t.data_ptr()
+
+
+def blend(tmpl: torch.Tensor, basis: torch.Tensor, coeffs: torch.Tensor,
+          rot: torch.Tensor | None = None, trans: torch.Tensor | None = None,
+          scale: torch.Tensor | None = None, *, num_threads: int = 0) -> torch.Tensor:
+    """Batched blendshapes + similarity transform (csrc/blend). No autograd.
+
+    tmpl (V, 3), basis (K, V, 3), coeffs (B, K), rot (B, 3, 3) or None,
+    trans (B, 3) or None, scale (B,) or None -> (B, V, 3) float32, on the
+    inputs' device. num_threads: CPU worker threads (0 = all cores)."""
+    device = tmpl.device
+    V = tmpl.shape[0] if tmpl.dim() == 2 else -1
+    tmpl = _f32(tmpl, "tmpl", (None, 3), device)
+    K = basis.shape[0] if basis.dim() == 3 else -1
+    basis = _f32(basis, "basis", (None, V, 3), device)
+    B = coeffs.shape[0] if coeffs.dim() == 2 else -1
+    coeffs = _f32(coeffs, "coeffs", (None, K), device)
+    rot = None if rot is None else _f32(rot, "rot", (B, 3, 3), device)
+    trans = None if trans is None else _f32(trans, "trans", (B, 3), device)
+    scale = None if scale is None else _f32(scale, "scale", (B,), device)
+    out = torch.empty((B, V, 3), dtype=torch.float32, device=device)
+    on_cuda = device.type == "cuda"
+    stream = torch.cuda.current_stream(device).cuda_stream if on_cuda else 0
+    with torch.no_grad():
+        ext().blend(out.data_ptr(), tmpl.data_ptr(), _addr(basis) if K > 0 else 0,
+                    _addr(coeffs) if K > 0 else 0, _addr(rot), _addr(trans), _addr(scale),
+                    B, V, K, on_cuda, num_threads, stream)
+    return out
