@@ -61,6 +61,8 @@ def blend(tmpl: torch.Tensor, basis: torch.Tensor, coeffs: torch.Tensor,
     trans = None if trans is None else _f32(trans, "trans", (B, 3), device)
     scale = None if scale is None else _f32(scale, "scale", (B,), device)
     out = torch.empty((B, V, 3), dtype=torch.float32, device=device)
+    if B == 0:
+        return out
     on_cuda = device.type == "cuda"
     stream = torch.cuda.current_stream(device).cuda_stream if on_cuda else 0
     with torch.no_grad():

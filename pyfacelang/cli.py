@@ -1,0 +1,126 @@
+"""`pyfacelang <command>`: the command line. argparse lives here only; each
+command parses its options into plain values and calls library code.
+
+Errors on bad input print one line to stderr and exit non-zero; no partial
+output file is left behind (outputs are written atomically).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .errors import FaceLangError
+
+EXIT_ERROR = 1
+
+
+def _parse_set(text: str) -> dict[str, float]:
+    """'jawOpen=0.8,mouthSmileLeft=1' -> {'jawOpen': 0.8, 'mouthSmileLeft': 1.0}."""
+    out: dict[str, float] = {}
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise FaceLangError(f"--set: expected NAME=VALUE, got '{item}'")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise FaceLangError(f"--set: value of '{name.strip()}' is not a number: '{value}'") from None
+    return out
+
+
+def _load_model(args):
+    from .face import load_model
+
+    if args.model == "flame":
+        if not args.flame_path:
+            raise FaceLangError("--model flame needs --flame-path PATH (generic_model.pkl, flame2023.pkl or .npz)")
+        return load_model("flame", path=args.flame_path)
+    if args.flame_path:
+        raise FaceLangError("--flame-path is only used with --model flame")
+    return load_model("builtin")
+
+
+def _params_with_bounds(model, values: dict[str, float]):
+    params = model.params_from_dict(values)  # unknown names raise with suggestions
+    if hasattr(model, "param_bounds"):
+        lo, hi = model.param_bounds()
+        for name, val in values.items():
+            i = model.param_index(name)
+            if not lo[i] <= val <= hi[i]:
+                raise FaceLangError(f"--set: {name}={val:g} is outside its range [{lo[i]:g}, {hi[i]:g}]")
+    return params
+
+
+def cmd_render(args) -> int:
+    from .render import write_png
+    from .render.faces import blendshape_sheet, render_params
+
+    if not args.output.lower().endswith((".png", ".jpg", ".jpeg")):
+        raise FaceLangError(f"-o {args.output}: the output must be an image file (.png or .jpg)")
+    model = _load_model(args)
+    if args.sheet:
+        if args.set:
+            raise FaceLangError("--sheet shows every blendshape at weight 1; it does not take --set")
+        image = blendshape_sheet(model, tile=args.size // 2 if args.size >= 256 else 128)
+    else:
+        params = _params_with_bounds(model, _parse_set(args.set or ""))
+        image = render_params(model, params, size=args.size, yaw=args.yaw, pitch=args.pitch)
+    write_png(args.output, image)
+    print(f"wrote {args.output} ({image.shape[1]}x{image.shape[0]})")
+    return 0
+
+
+def cmd_info(args) -> int:
+    import platform
+
+    import torch
+
+    from . import __version__, _kernels
+    from .face import load_model
+
+    ext = _kernels.ext()
+    print(f"pyfacelang {__version__}  python {platform.python_version()}  torch {torch.__version__}")
+    print(f"extension: built_with_cuda={ext.built_with_cuda()}  cuda_devices={ext.cuda_device_count()}")
+    print(f"builtin rig: {load_model('builtin')!r}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pyfacelang", description="Face tracking, geometric face tokens, and face <-> language.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    r = sub.add_parser("render", help="render a face model to an image (or the blendshape sheet)")
+    r.add_argument("--model", choices=["builtin", "flame"], default="builtin")
+    r.add_argument("--flame-path", help="FLAME model file (with --model flame)")
+    r.add_argument("--set", metavar="NAME=V,...", help="parameter values, e.g. jawOpen=0.8,mouthSmileLeft=1")
+    r.add_argument("--sheet", action="store_true", help="all expression blendshapes at weight 1, labelled")
+    r.add_argument("--size", type=int, default=512, help="image size in pixels (sheet: tile = size/2)")
+    r.add_argument("--yaw", type=float, default=0.0, help="view yaw in degrees")
+    r.add_argument("--pitch", type=float, default=0.0, help="view pitch in degrees")
+    r.add_argument("-o", "--output", required=True, help="output image (.png)")
+    r.set_defaults(func=cmd_render)
+
+    i = sub.add_parser("info", help="versions, extension build and device")
+    i.set_defaults(func=cmd_info)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except FaceLangError as e:
+        print(f"pyfacelang {args.command}: error: {e}", file=sys.stderr)
+    except FileNotFoundError as e:
+        print(f"pyfacelang {args.command}: error: file not found: {e.filename or e}", file=sys.stderr)
+    except OSError as e:
+        print(f"pyfacelang {args.command}: error: {e.strerror or e}: {getattr(e, 'filename', '') or ''}",
+              file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"pyfacelang {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return EXIT_ERROR
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
