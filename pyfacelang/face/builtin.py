@@ -36,7 +36,8 @@ def _load_template():
     try:
         with resources.files("pyfacelang.face").joinpath("data/builtin_template.npz").open("rb") as f:
             d = np.load(f, allow_pickle=False)
-            return d["vertices"].astype(np.float64), d["triangles"], d["mirror"]
+            contours = {k[len("contour_"):]: d[k] for k in d.files if k.startswith("contour_")}
+            return d["vertices"].astype(np.float64), d["triangles"], d["mirror"], contours
     except (FileNotFoundError, KeyError) as e:
         raise ModelFileError(f"built-in rig template is missing from the package ({e}); "
                              "rebuild it with `python -m pyfacelang.face.template_build`") from e
@@ -46,7 +47,7 @@ class BuiltinRig(FaceModel):
     name = "builtin"
 
     def __init__(self):
-        v, tris, mirror = _load_template()
+        v, tris, mirror, contours = _load_template()
         n_id, n_bs = len(IDENTITY_NAMES), len(ARKIT_52)
         names = IDENTITY_NAMES + ARKIT_52 + POSE_NAMES
         slices = {
@@ -58,7 +59,7 @@ class BuiltinRig(FaceModel):
             "scale": slice(n_id + n_bs + 6, n_id + n_bs + 7),
         }
         super().__init__(names, slices, tris, len(v))
-        self.regions = Regions(v, mirror)
+        self.regions = Regions(v, mirror, contours)
         self.template = v.astype(np.float32)                        # (V, 3)
         self.identity_basis = sculpt_identity(self.regions)         # (16, V, 3)
         self.blendshapes = sculpt_blendshapes(self.regions)         # (52, V, 3)

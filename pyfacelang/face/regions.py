@@ -10,9 +10,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# MediaPipe FaceMesh contour connections (subject's left = MediaPipe "LEFT").
-from mediapipe.python.solutions import face_mesh_connections as _fmc
-
 LEFT_IRIS_CENTER, RIGHT_IRIS_CENTER = 473, 468
 LEFT_IRIS = (473, 474, 475, 476, 477)
 NOSE_TIP, CHIN, FOREHEAD = 1, 152, 10
@@ -73,22 +70,25 @@ class Contour:
 
 
 class Regions:
-    """Anchors of the template `v` (478, 3) used by the sculpting code."""
+    """Anchors of the template `v` (478, 3) used by the sculpting code.
 
-    def __init__(self, v: np.ndarray, mirror: np.ndarray):
+    contours: MediaPipe FaceMesh contour edge sets, (E, 2) arrays keyed
+    "left_eye", "left_eyebrow", "lips", "face_oval" (MediaPipe's LEFT is the
+    subject's left), as stored with the template by `template_build.py`."""
+
+    def __init__(self, v: np.ndarray, mirror: np.ndarray, contours: dict[str, np.ndarray]):
         self.v = v
         self.mirror = mirror
-        self.left_eye = Contour(*_split_at_corners(_rings(_fmc.FACEMESH_LEFT_EYE)[0], v))
-        brow = sorted({i for e in _fmc.FACEMESH_LEFT_EYEBROW for i in e})
-        self.left_brow = np.array(brow)
-        lip_rings = sorted(_rings(_fmc.FACEMESH_LIPS), key=lambda r: -np.ptp(v[r, 0]))
+        edges = {k: [tuple(e) for e in np.asarray(a).tolist()] for k, a in contours.items()}
+        self.left_eye = Contour(*_split_at_corners(_rings(edges["left_eye"])[0], v))
+        self.left_brow = np.unique(np.asarray(contours["left_eyebrow"]))
+        lip_rings = sorted(_rings(edges["lips"]), key=lambda r: -np.ptp(v[r, 0]))
         self.outer_lips = Contour(*_split_at_corners(lip_rings[0], v))  # corners 61 / 291
         self.inner_lips = Contour(*_split_at_corners(lip_rings[1], v))  # corners 78 / 308
         self.mouth_corner = self.outer_lips.corner_b  # subject's left corner (291)
         self.eye_center = v[LEFT_IRIS_CENTER].copy()
         self.mouth_center = 0.5 * (v[self.outer_lips.corner_a] + v[self.outer_lips.corner_b])
-        oval = sorted({i for e in _fmc.FACEMESH_FACE_OVAL for i in e})
-        self.face_oval = np.array(oval)
+        self.face_oval = np.unique(np.asarray(contours["face_oval"]))
         # Which face vertices belong to the lower lip / jaw side of the mouth
         # seam: lower-lip ring members are 1, upper-lip ones 0; see jaw_weight().
         self.upper_lip_ring = np.unique(np.concatenate([self.outer_lips.upper[1:-1], self.inner_lips.upper[1:-1]]))

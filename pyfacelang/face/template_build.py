@@ -27,6 +27,9 @@ import numpy as np
 IPD_MM = 63.0  # typical adult interpupillary distance
 RIGHT_IRIS, LEFT_IRIS = 468, 473  # iris centres (subject's right / left)
 DEFAULT_OUT = Path(__file__).resolve().parent / "data" / "builtin_template.npz"
+#: MediaPipe contour edge sets stored with the template (as (E, 2) arrays), so
+#: the rig needs no MediaPipe import at run time
+CONTOURS = ("left_eye", "left_eyebrow", "lips", "face_oval")
 
 
 # ----------------------------------------------------------------- topology
@@ -197,7 +200,11 @@ def main(argv=None) -> None:
     v, tris, mirror, n = build_template(args.faces, args.seed)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.output.with_suffix(".tmp.npz")
-    np.savez_compressed(tmp, vertices=v, triangles=tris, mirror=mirror,
+    from mediapipe.python.solutions import face_mesh_connections as fmc
+
+    contours = {f"contour_{k}": np.array(sorted(tuple(sorted(e)) for e in getattr(fmc, f"FACEMESH_{k.upper()}")),
+                                         dtype=np.int32) for k in CONTOURS}
+    np.savez_compressed(tmp, vertices=v, triangles=tris, mirror=mirror, **contours,
                         source=np.array(f"mediapipe {mediapipe.__version__} FaceMesh on {n} drawn faces, seed {args.seed}"))
     tmp.replace(args.output)
     print(f"wrote {args.output}: {len(v)} vertices, {len(tris)} triangles, from {n} faces")
