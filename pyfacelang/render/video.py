@@ -70,6 +70,22 @@ def _check_frame(frame, name: str = "frame") -> np.ndarray:
     return np.ascontiguousarray(img)
 
 
+def _commit(tmp: str, path: str, before=None) -> None:
+    """Run `before()` (fill or check the temp file), then move `tmp` to `path`.
+    On any failure the temp file is removed and `path` is left untouched; OS
+    errors become a FaceLangError naming the destination."""
+    try:
+        if before is not None:
+            before()
+        _publish(tmp, path)
+    except OSError as exc:
+        _remove_quietly(tmp)
+        raise FaceLangError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    except BaseException:
+        _remove_quietly(tmp)
+        raise
+
+
 def write_png(path: str | os.PathLike, image: np.ndarray) -> None:
     """Write an (H, W, 3) uint8 BGR (or (H, W) grey) image as PNG, atomically."""
     img = np.asarray(image)
@@ -81,16 +97,12 @@ def write_png(path: str | os.PathLike, image: np.ndarray) -> None:
     if not ok:
         raise FaceLangError(f"could not encode {path} as PNG")
     tmp = _temp_path(path, folder, ".png")
-    try:
+
+    def fill() -> None:
         with open(tmp, "wb") as fh:
             fh.write(buf.tobytes())
-        _publish(tmp, path)
-    except OSError as exc:
-        _remove_quietly(tmp)
-        raise FaceLangError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    except BaseException:
-        _remove_quietly(tmp)
-        raise
+
+    _commit(tmp, path, fill)
 
 
 class VideoWriter:
@@ -175,16 +187,12 @@ class VideoWriter:
         self._writer.release()
         self._writer = None
         tmp, self._tmp = self._tmp, None
-        try:
+
+        def check() -> None:
             if os.path.getsize(tmp) == 0:
                 raise FaceLangError(f"OpenCV produced an empty file for {self.path}")
-            _publish(tmp, self.path)
-        except OSError as exc:
-            _remove_quietly(tmp)
-            raise FaceLangError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
-        except BaseException:
-            _remove_quietly(tmp)
-            raise
+
+        _commit(tmp, self.path, check)
 
     def abort(self) -> None:
         """Discard everything written so far; the destination is untouched."""
