@@ -26,7 +26,13 @@ T* ptr(std::uintptr_t addr) {
 }
 
 void check(int status, const char* what) {
-  if (status != kOk) throw std::runtime_error(std::string(what) + ": " + status_string(status));
+  if (status == kOk) return;
+  std::string msg = std::string(what) + ": " + status_string(status);
+  if (!last_error().empty()) {
+    msg += " (" + last_error() + ")";
+    last_error().clear();
+  }
+  throw std::runtime_error(msg);
 }
 
 bool built_with_cuda() {

@@ -42,6 +42,27 @@ def _addr(t: torch.Tensor | None) -> int:
     return 0 if t is None else t.data_ptr()
 
 
+def _device_of(*tensors) -> torch.device:
+    """The one device of the given tensors (CPU or CUDA), checked."""
+    for i, t in enumerate(tensors):
+        if not isinstance(t, torch.Tensor):
+            raise ShapeError(f"argument {i}: expected a torch.Tensor, got {type(t).__name__}")
+    device = tensors[0].device
+    if device.type not in ("cpu", "cuda"):
+        raise ShapeError(f"pyfacelang kernels run on CPU or CUDA tensors, not {device.type}")
+    return device
+
+
+def _launch(device: torch.device, fn) -> None:
+    """Call fn(on_cuda, stream) with the stream of `device` (CUDA) and that
+    device current, so pointers, stream and device always agree."""
+    if device.type == "cuda":
+        with torch.cuda.device(device):
+            fn(True, torch.cuda.current_stream(device).cuda_stream)
+    else:
+        fn(False, 0)
+
+
 def blend(tmpl: torch.Tensor, basis: torch.Tensor, coeffs: torch.Tensor,
           rot: torch.Tensor | None = None, trans: torch.Tensor | None = None,
           scale: torch.Tensor | None = None, *, num_threads: int = 0) -> torch.Tensor:
@@ -50,7 +71,7 @@ def blend(tmpl: torch.Tensor, basis: torch.Tensor, coeffs: torch.Tensor,
     tmpl (V, 3), basis (K, V, 3), coeffs (B, K), rot (B, 3, 3) or None,
     trans (B, 3) or None, scale (B,) or None -> (B, V, 3) float32, on the
     inputs' device. num_threads: CPU worker threads (0 = all cores)."""
-    device = tmpl.device
+    device = _device_of(tmpl, basis, coeffs, *(x for x in (rot, trans, scale) if x is not None))
     V = tmpl.shape[0] if tmpl.dim() == 2 else -1
     tmpl = _f32(tmpl, "tmpl", (None, 3), device)
     K = basis.shape[0] if basis.dim() == 3 else -1
@@ -63,10 +84,8 @@ def blend(tmpl: torch.Tensor, basis: torch.Tensor, coeffs: torch.Tensor,
     out = torch.empty((B, V, 3), dtype=torch.float32, device=device)
     if B == 0:
         return out
-    on_cuda = device.type == "cuda"
-    stream = torch.cuda.current_stream(device).cuda_stream if on_cuda else 0
     with torch.no_grad():
-        ext().blend(out.data_ptr(), tmpl.data_ptr(), _addr(basis) if K > 0 else 0,
-                    _addr(coeffs) if K > 0 else 0, _addr(rot), _addr(trans), _addr(scale),
-                    B, V, K, on_cuda, num_threads, stream)
+        _launch(device, lambda on_cuda, stream: ext().blend(
+            out.data_ptr(), tmpl.data_ptr(), _addr(basis) if K > 0 else 0, _addr(coeffs) if K > 0 else 0,
+            _addr(rot), _addr(trans), _addr(scale), B, V, K, on_cuda, num_threads, stream))
     return out

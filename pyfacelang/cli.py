@@ -7,11 +7,36 @@ output file is left behind (outputs are written atomically).
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+from pathlib import Path
 
 from .errors import FaceLangError
 
 EXIT_ERROR = 1
+MIN_SIZE, MAX_SIZE = 64, 4096  # rendered image sizes accepted by the CLI
+
+
+def _finite(text: str) -> float:
+    """argparse type: a finite float."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: '{text}'") from None
+    if not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"must be finite, got '{text}'")
+    return v
+
+
+def _image_size(text: str) -> int:
+    """argparse type: an image size in pixels within [MIN_SIZE, MAX_SIZE]."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: '{text}'") from None
+    if not MIN_SIZE <= v <= MAX_SIZE:
+        raise argparse.ArgumentTypeError(f"must be between {MIN_SIZE} and {MAX_SIZE} pixels, got {v}")
+    return v
 
 
 def _parse_set(text: str) -> dict[str, float]:
@@ -25,6 +50,8 @@ def _parse_set(text: str) -> dict[str, float]:
             out[name.strip()] = float(value)
         except ValueError:
             raise FaceLangError(f"--set: value of '{name.strip()}' is not a number: '{value}'") from None
+        if not math.isfinite(out[name.strip()]):
+            raise FaceLangError(f"--set: value of '{name.strip()}' must be finite, got '{value}'")
     return out
 
 
@@ -34,6 +61,9 @@ def _load_model(args):
     if args.model == "flame":
         if not args.flame_path:
             raise FaceLangError("--model flame needs --flame-path PATH (generic_model.pkl, flame2023.pkl or .npz)")
+        if Path(args.flame_path).is_dir():
+            raise FaceLangError(f"--flame-path {args.flame_path} is a directory; give the model file "
+                                "(generic_model.pkl, flame2023.pkl or .npz)")
         return load_model("flame", path=args.flame_path)
     if args.flame_path:
         raise FaceLangError("--flame-path is only used with --model flame")
@@ -52,20 +82,21 @@ def _params_with_bounds(model, values: dict[str, float]):
 
 
 def cmd_render(args) -> int:
-    from .render import write_png
+    from .render import write_image
     from .render.faces import blendshape_sheet, render_params
+    from .render.video import IMAGE_FORMATS
 
-    if not args.output.lower().endswith((".png", ".jpg", ".jpeg")):
-        raise FaceLangError(f"-o {args.output}: the output must be an image file (.png or .jpg)")
+    if not args.output.lower().endswith(IMAGE_FORMATS):
+        raise FaceLangError(f"-o {args.output}: the output must be an image file ({', '.join(IMAGE_FORMATS)})")
     model = _load_model(args)
     if args.sheet:
         if args.set:
             raise FaceLangError("--sheet shows every blendshape at weight 1; it does not take --set")
-        image = blendshape_sheet(model, tile=args.size // 2 if args.size >= 256 else 128)
+        image = blendshape_sheet(model, tile=max(MIN_SIZE, args.size // 2))
     else:
         params = _params_with_bounds(model, _parse_set(args.set or ""))
         image = render_params(model, params, size=args.size, yaw=args.yaw, pitch=args.pitch)
-    write_png(args.output, image)
+    write_image(args.output, image)
     print(f"wrote {args.output} ({image.shape[1]}x{image.shape[0]})")
     return 0
 
@@ -85,8 +116,15 @@ def cmd_info(args) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage dump), like every other error here."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="pyfacelang", description="Face tracking, geometric face tokens, and face <-> language.")
+    p = _Parser(prog="pyfacelang", description="Face tracking, geometric face tokens, and face <-> language.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     r = sub.add_parser("render", help="render a face model to an image (or the blendshape sheet)")
@@ -94,10 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--flame-path", help="FLAME model file (with --model flame)")
     r.add_argument("--set", metavar="NAME=V,...", help="parameter values, e.g. jawOpen=0.8,mouthSmileLeft=1")
     r.add_argument("--sheet", action="store_true", help="all expression blendshapes at weight 1, labelled")
-    r.add_argument("--size", type=int, default=512, help="image size in pixels (sheet: tile = size/2)")
-    r.add_argument("--yaw", type=float, default=0.0, help="view yaw in degrees")
-    r.add_argument("--pitch", type=float, default=0.0, help="view pitch in degrees")
-    r.add_argument("-o", "--output", required=True, help="output image (.png)")
+    r.add_argument("--size", type=_image_size, default=512,
+                   help=f"image size in pixels, {MIN_SIZE}-{MAX_SIZE} (sheet: tile = size/2)")
+    r.add_argument("--yaw", type=_finite, default=0.0, help="view yaw in degrees")
+    r.add_argument("--pitch", type=_finite, default=0.0, help="view pitch in degrees")
+    r.add_argument("-o", "--output", required=True, help="output image (.png or .jpg)")
     r.set_defaults(func=cmd_render)
 
     i = sub.add_parser("info", help="versions, extension build and device")
@@ -116,6 +155,8 @@ def main(argv=None) -> int:
     except OSError as e:
         print(f"pyfacelang {args.command}: error: {e.strerror or e}: {getattr(e, 'filename', '') or ''}",
               file=sys.stderr)
+    except MemoryError:
+        print(f"pyfacelang {args.command}: error: out of memory", file=sys.stderr)
     except KeyboardInterrupt:
         print(f"pyfacelang {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -40,6 +40,11 @@ def test_render_sheet(tmp_path):
     (["--set", "jawOpen=1.5"], "outside its range"),
     (["--model", "flame"], "--flame-path"),
     (["--model", "flame", "--flame-path", "/nonexistent/generic_model.pkl"], "not found"),
+    (["--model", "flame", "--flame-path", "/"], "is a directory"),
+    (["--set", "jawOpen=nan"], "finite"),
+    (["--set", "head_tx=1e30"], "outside its range"),
+    (["--yaw", "nan"], "finite"),
+    (["--size", "100000"], "between"),
 ])
 def test_render_bad_input(tmp_path, args, needle):
     out = tmp_path / "x.png"
@@ -49,6 +54,12 @@ def test_render_bad_input(tmp_path, args, needle):
     assert len(lines) == 1 and needle in lines[0], res.stderr
     assert "Traceback" not in res.stderr
     assert not out.exists()
+
+
+def test_render_jpg_is_jpeg(tmp_path):
+    out = tmp_path / "face.jpg"
+    assert run("render", "-o", str(out), "--size", "128").returncode == 0
+    assert out.read_bytes()[:3] == b"\xff\xd8\xff"  # JPEG magic, not PNG bytes
 
 
 def test_render_missing_output_folder(tmp_path):

@@ -11,7 +11,7 @@ import pytest
 from pyfacelang.errors import FaceLangError, ShapeError
 from pyfacelang.render import (DEFAULT_SKIN, Camera, Framing, VideoWriter, grid, heat_colors,
                                hstack_frames, label, rasterize, render_mesh, vertex_normals,
-                               write_png)
+                               write_image)
 
 UNLIT = dict(shading="flat", ambient=1.0, diffuse=0.0, headlight=0.0, specular=0.0)
 
@@ -275,12 +275,12 @@ def test_output_errors_and_png(tmp_path):
     with pytest.raises(FaceLangError, match="does not exist"):
         VideoWriter(tmp_path / "missing" / "x.mp4")
     with pytest.raises(FaceLangError, match="does not exist"):
-        write_png(tmp_path / "missing" / "x.png", np.zeros((4, 4, 3), np.uint8))
+        write_image(tmp_path / "missing" / "x.png", np.zeros((4, 4, 3), np.uint8))
     with pytest.raises(FaceLangError, match="no frames"):
         with VideoWriter(tmp_path / "empty.mp4"):
             pass
     img = _frames(1)[0]
-    write_png(tmp_path / "a.png", img)
+    write_image(tmp_path / "a.png", img)
     assert os.listdir(tmp_path) == ["a.png"]
     np.testing.assert_array_equal(cv2.imread(str(tmp_path / "a.png")), img)
     umask = os.umask(0)

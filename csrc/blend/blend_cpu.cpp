@@ -16,7 +16,6 @@ void blend_one(const BlendArgs& a, int64_t b, float* out) {
   const float* c = a.coeffs ? a.coeffs + b * a.K : nullptr;
   for (int64_t k = 0; k < a.K; ++k) {
     const float w = c[k];
-    if (w == 0.0f) continue;  // most blendshapes are zero in a typical frame
     const float* row = a.basis + k * n;
     for (int64_t j = 0; j < n; ++j) out[j] += w * row[j];
   }

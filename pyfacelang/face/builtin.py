@@ -75,13 +75,14 @@ class BuiltinRig(FaceModel):
 
     def param_bounds(self) -> tuple[np.ndarray, np.ndarray]:
         """(lo, hi) per parameter: ARKit weights in [0, 1], identity within +-4 std,
-        rotations within +-90 degrees, log-scale within +-1; translation free."""
-        lo = np.full(self.num_params, -np.inf, np.float32)
-        hi = np.full(self.num_params, np.inf, np.float32)
+        rotations within +-90 degrees, log-scale within +-1, translation within +-10 m."""
+        lo = np.empty(self.num_params, np.float32)
+        hi = np.empty(self.num_params, np.float32)
         lo[self.slices["identity"]], hi[self.slices["identity"]] = -4.0, 4.0
         lo[self.slices["expression"]], hi[self.slices["expression"]] = 0.0, 1.0
         lo[self.slices["rotation"]], hi[self.slices["rotation"]] = -np.pi / 2, np.pi / 2
         lo[self.slices["scale"]], hi[self.slices["scale"]] = -1.0, 1.0
+        lo[self.slices["translation"]], hi[self.slices["translation"]] = -1e4, 1e4
         return lo, hi
 
     # --------------------------------------------------------------- geometry

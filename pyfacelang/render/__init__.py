@@ -7,11 +7,11 @@
 from .compose import grid, heat_colors, hstack_frames, label
 from .raster import (DEFAULT_LIGHT_DIR, DEFAULT_SKIN, Camera, Framing, rasterize,
                      render_mesh, vertex_normals)
-from .video import VideoWriter, write_png
+from .video import VideoWriter, write_image
 
 __all__ = [
     "Camera", "Framing", "render_mesh", "rasterize", "vertex_normals",
     "DEFAULT_SKIN", "DEFAULT_LIGHT_DIR",
     "label", "grid", "hstack_frames", "heat_colors",
-    "VideoWriter", "write_png",
+    "VideoWriter", "write_image",
 ]

@@ -86,17 +86,24 @@ def _commit(tmp: str, path: str, before=None) -> None:
         raise
 
 
-def write_png(path: str | os.PathLike, image: np.ndarray) -> None:
-    """Write an (H, W, 3) uint8 BGR (or (H, W) grey) image as PNG, atomically."""
+IMAGE_FORMATS = (".png", ".jpg", ".jpeg")
+
+
+def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
+    """Write an (H, W, 3) uint8 BGR (or (H, W) grey) image atomically, encoded
+    by the file's extension (.png, .jpg/.jpeg)."""
     img = np.asarray(image)
     if img.ndim == 2:
         img = img[:, :, None].repeat(3, axis=2)
     img = _check_frame(img, "image")
     path, folder = _check_folder(path)
-    ok, buf = cv2.imencode(".png", img)
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in IMAGE_FORMATS:
+        raise FaceLangError(f"{path}: unsupported image format '{ext or '(none)'}' (use {', '.join(IMAGE_FORMATS)})")
+    ok, buf = cv2.imencode(ext, img)
     if not ok:
-        raise FaceLangError(f"could not encode {path} as PNG")
-    tmp = _temp_path(path, folder, ".png")
+        raise FaceLangError(f"could not encode {path} as {ext}")
+    tmp = _temp_path(path, folder, ext)
 
     def fill() -> None:
         with open(tmp, "wb") as fh:
