@@ -3,6 +3,7 @@
 Environment switches:
   FACELANG_CUDA=auto|on|off   CUDA kernels (auto: when nvcc is found)
   FACELANG_CUDA_ARCHS=80;90   CUDA architectures (';' or ',' separated)
+  FACELANG_NATIVE=ON|OFF      -march=native for the C++ kernels (default ON)
   FACELANG_BUILD_JOBS=N       parallel compile jobs (default: all cores)
   FACELANG_DEBUG=1            Debug build
 Package metadata lives in pyproject.toml.
@@ -56,6 +57,7 @@ class CMakeBuild(build_ext):
             f"-Dpybind11_DIR={pybind11.get_cmake_dir()}",
             f"-DFACELANG_CUDA={os.environ.get('FACELANG_CUDA', 'auto')}",
             f"-DFACELANG_CUDA_ARCHS={os.environ.get('FACELANG_CUDA_ARCHS', '80;90')}",
+            f"-DFACELANG_NATIVE={os.environ.get('FACELANG_NATIVE', 'ON')}",
         ]
         if shutil.which("ninja") or _has_ninja_wheel():
             args.append("-GNinja")

@@ -3,12 +3,15 @@
 // (dtype, contiguity, device, shapes) before calling in here, so this layer
 // stays free of torch headers.
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "blend/blend.h"
+#include "fit/fit.h"
 #include "common/status.h"
 
 #ifdef FACELANG_WITH_CUDA
@@ -93,4 +96,54 @@ PYBIND11_MODULE(_C, m) {
       py::arg("on_cuda"), py::arg("num_threads") = 0, py::arg("stream") = 0,
       "Blendshapes + similarity transform on raw float32 buffers (see csrc/blend/blend.h). "
       "Pass 0 for rot/trans/scale to skip them.");
+  m.def(
+      "fit",
+      [](py::dict model, std::uintptr_t obs, std::uintptr_t w, std::uintptr_t rot, std::uintptr_t scale,
+         std::uintptr_t trans, std::uintptr_t cost, std::uintptr_t iters, int64_t N, int64_t V, int64_t K,
+         int max_iters, int max_trials, float mu0, float tol, int chain, int num_threads, bool on_cuda,
+         std::uintptr_t stream, std::uintptr_t scratch) {
+        FitArgs a;
+        auto addr = [&](const char* key) { return model[key].cast<std::uintptr_t>(); };
+        a.tmpl = ptr<const float>(addr("tmpl"));
+        a.basis = ptr<const float>(addr("basis"));
+        a.weights = ptr<const float>(addr("weights"));
+        a.lo = ptr<const float>(addr("lo"));
+        a.hi = ptr<const float>(addr("hi"));
+        a.prior = ptr<const float>(addr("prior"));
+        a.gram = ptr<const double>(addr("gram"));
+        a.cross = ptr<const double>(addr("cross"));
+        a.bsum = ptr<const double>(addr("bsum"));
+        a.gram_t = ptr<const double>(addr("gram_t"));
+        a.cross_t = ptr<const double>(addr("cross_t"));
+        auto pivot = model["pivot"].cast<std::vector<float>>();
+        if (pivot.size() != 3) throw std::invalid_argument("fit: pivot must have 3 values");
+        for (int c = 0; c < 3; ++c) a.pivot[c] = pivot[c];
+        a.obs = ptr<const float>(obs);
+        a.w = ptr<float>(w);
+        a.rot = ptr<float>(rot);
+        a.scale = ptr<float>(scale);
+        a.trans = ptr<float>(trans);
+        a.cost = ptr<float>(cost);
+        a.iters = ptr<int32_t>(iters);
+        a.N = N;
+        a.V = V;
+        a.K = K;
+        a.max_iters = max_iters;
+        a.max_trials = max_trials;
+        a.mu0 = mu0;
+        a.tol = tol;
+        a.chain = chain;
+        a.num_threads = num_threads;
+        a.stream = reinterpret_cast<void*>(stream);
+        a.scratch = ptr<double>(scratch);
+        int st;
+        {
+          py::gil_scoped_release nogil;
+          st = fit(a, on_cuda);
+        }
+        check(st, "fit");
+      },
+      "Bounded Levenberg-Marquardt face fit for N frames (see csrc/fit/fit.h). `model` maps "
+      "tmpl/basis/weights/lo/hi/prior/gram/cross/bsum/gram_t/cross_t to addresses and pivot to 3 floats.");
+  m.def("fit_cuda_scratch_doubles", &fit_cuda_scratch_doubles, "Doubles of CUDA scratch fit() needs.");
 }

@@ -89,3 +89,43 @@ def blend(tmpl: torch.Tensor, basis: torch.Tensor, coeffs: torch.Tensor,
             out.data_ptr(), tmpl.data_ptr(), _addr(basis) if K > 0 else 0, _addr(coeffs) if K > 0 else 0,
             _addr(rot), _addr(trans), _addr(scale), B, V, K, on_cuda, num_threads, stream))
     return out
+
+
+def fit(model, obs: torch.Tensor, w: torch.Tensor, rot: torch.Tensor, scale: torch.Tensor,
+        trans: torch.Tensor, *, max_iters: int = 10, max_trials: int = 6, mu0: float = 1e-3,
+        tol: float = 1e-6, chain: bool = False, num_threads: int = 0):
+    """Bounded Levenberg-Marquardt fit of N frames (csrc/fit).
+
+    model: a `pyfacelang.track.fit_model.FitModel` on the same device as the
+    inputs. obs (N, V, 3) landmarks in pixels; starting values w (N, K),
+    rot (N, 3, 3), scale (N,), trans (N, 3). Returns (w, rot, scale, trans,
+    cost (N,), iters (N,) int32) as new tensors."""
+    device = _device_of(obs, w, rot, scale, trans, model.tmpl)
+    V, K = model.V, model.K
+    obs = _f32(obs, "obs", (None, V, 3), device)
+    N = obs.shape[0]
+    w = _f32(w, "w", (N, K), device).clone()
+    rot = _f32(rot, "rot", (N, 3, 3), device).clone()
+    scale = _f32(scale, "scale", (N,), device).clone()
+    trans = _f32(trans, "trans", (N, 3), device).clone()
+    for name in ("tmpl", "basis", "weights", "lo", "hi", "prior", "gram", "cross", "bsum", "gram_t", "cross_t"):
+        t = getattr(model, name)
+        if t.device != device or not t.is_contiguous():
+            raise ShapeError(f"fit model tensor '{name}' must be contiguous on {device}")
+    if not torch.isfinite(obs).all():
+        raise ShapeError("fit: landmarks contain NaN or infinite values")
+    if max_iters < 0 or max_trials < 1:
+        raise ShapeError("fit: max_iters must be >= 0 and max_trials >= 1")
+    cost = torch.empty(N, dtype=torch.float32, device=device)
+    iters = torch.zeros(N, dtype=torch.int32, device=device)
+    if N == 0:
+        return w, rot, scale, trans, cost, iters
+    scratch = None
+    if device.type == "cuda":
+        scratch = torch.empty(ext().fit_cuda_scratch_doubles(N, V, K), dtype=torch.float64, device=device)
+    with torch.no_grad():
+        _launch(device, lambda on_cuda, stream: ext().fit(
+            model.addresses(), obs.data_ptr(), w.data_ptr(), rot.data_ptr(), scale.data_ptr(), trans.data_ptr(),
+            cost.data_ptr(), iters.data_ptr(), N, V, K, max_iters, max_trials, mu0, tol, int(chain), num_threads,
+            on_cuda, stream, _addr(scratch)))
+    return w, rot, scale, trans, cost, iters

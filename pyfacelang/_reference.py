@@ -23,3 +23,132 @@ def blend_ref(tmpl: torch.Tensor, basis: torch.Tensor, coeffs: torch.Tensor,
     if trans is not None:
         shaped = shaped + trans[:, None, :]
     return shaped
+
+
+# --------------------------------------------------------------------- fit
+#: sign flip from the model frame (+y up, +z toward the camera) to MediaPipe
+#: pixel coordinates (y down, z smaller = closer)
+FLIP = (1.0, -1.0, -1.0)
+
+
+def skew(v: torch.Tensor) -> torch.Tensor:
+    """(..., 3) -> (..., 3, 3) cross-product matrices: skew(a) @ b = a x b."""
+    x, y, z = v.unbind(-1)
+    o = torch.zeros_like(x)
+    return torch.stack([o, -z, y, z, o, -x, -y, x, o], -1).reshape(v.shape[:-1] + (3, 3))
+
+
+def exp_so3(d: torch.Tensor) -> torch.Tensor:
+    from .face.rotation import axis_angle_to_matrix
+
+    return axis_angle_to_matrix(d)
+
+
+def fit_residual(tmpl, basis, pivot, obs, w, R, s, t):
+    """Weak-perspective residuals of one frame.
+
+    X = tmpl + sum_k w_k basis_k (V, 3); Y = R (X - pivot) + pivot;
+    r = s * FLIP * Y + t - obs (V, 3). Returns (q = R (X - pivot), Y, r)."""
+    flip = torch.tensor(FLIP, dtype=obs.dtype)
+    X = tmpl + torch.einsum("k,kvc->vc", w, basis)  # (V, 3)
+    q = (X - pivot) @ R.T
+    Y = q + pivot
+    return q, Y, s * flip * Y + t - obs
+
+
+def fit_cost(weights, prior, r, w):
+    return 0.5 * (weights[:, None] * r * r).sum() + 0.5 * (prior * w * w).sum()
+
+
+def bounded_step(A, g, w, lo, hi, fixed0, rounds: int = 4):
+    """Step d solving A d = g over the free variables, where the first K
+    variables (weights w) must stay in [lo, hi] after w - d. Weights in
+    `fixed0` keep d = 0; a free weight whose step would leave its box is
+    fixed at the bound it crosses (d = w - bound) and the rest re-solved,
+    up to `rounds` times. Returns None when A is not positive definite."""
+    K, M = w.shape[0], A.shape[0]
+    fixed = torch.zeros(M, dtype=torch.bool)
+    fixed[:K] = fixed0
+    d = torch.zeros(M, dtype=A.dtype)
+    for _ in range(rounds):
+        free = torch.nonzero(~fixed).flatten()
+        rhs = g[free] - A[free][:, fixed] @ d[fixed]
+        try:
+            L = torch.linalg.cholesky(A[free][:, free])
+        except RuntimeError:
+            return None
+        d[free] = torch.cholesky_solve(rhs[:, None], L)[:, 0]
+        new = w - d[:K]
+        out = (~fixed[:K]) & ((new < lo) | (new > hi))
+        if not out.any():
+            break
+        d[:K] = torch.where(out, w - torch.clamp(new, lo, hi), d[:K])
+        fixed[:K] |= out
+    return d
+
+
+def fit_lm_ref(tmpl, basis, weights, lo, hi, prior, pivot, obs, w, R, s, t, *,
+               max_iters: int = 10, mu0: float = 1e-3, tol: float = 1e-6, max_trials: int = 6):
+    """Twin of csrc/fit: bounded Levenberg-Marquardt per frame, written the
+    plain way (explicit Jacobian, dense normal equations), in float64.
+
+    Unknowns per frame: blendshape weights w (K) in [lo, hi] with a ridge
+    prior 0.5 * prior_k * w_k^2 toward neutral, head rotation R (updated
+    multiplicatively, R <- exp(skew(-d)) R), weak-perspective scale s and
+    translation t (3). Landmark i has weight weights[i] on all 3 coordinates.
+
+    tmpl (V, 3), basis (K, V, 3), weights (V,), lo/hi/prior (K,), pivot (3,),
+    obs (N, V, 3), initial w (N, K), R (N, 3, 3), s (N,), t (N, 3).
+    Returns dict of w, R, s, t, cost (N,), iters (N,)."""
+    dt = torch.float64
+    tmpl, basis, weights, lo, hi, prior, pivot, obs = (x.to(dt) for x in (tmpl, basis, weights, lo, hi, prior, pivot, obs))
+    N, V = obs.shape[:2]
+    K = basis.shape[0]
+    M = K + 7
+    flip = torch.tensor(FLIP, dtype=dt)
+    eye3 = torch.eye(3, dtype=dt)
+    out = {k: [] for k in ("w", "R", "s", "t", "cost", "iters")}
+    for n in range(N):
+        wn, Rn, sn, tn = w[n].to(dt).clone(), R[n].to(dt).clone(), s[n].to(dt).clone(), t[n].to(dt).clone()
+        q, Y, r = fit_residual(tmpl, basis, pivot, obs[n], wn, Rn, sn, tn)
+        cost = fit_cost(weights, prior, r, wn)
+        mu, it = mu0, 0
+        for it in range(1, max_iters + 1):
+            # Jacobian of r (V, 3) with respect to [w, d (rotation), s, t]: (V, 3, M)
+            Jw = sn * flip[:, None] * torch.einsum("ab,kvb->vak", Rn, basis)  # (V, 3, K)
+            Jd = torch.stack([sn * flip * torch.cross(eye3[c].expand(V, 3), q, dim=1) for c in range(3)], -1)
+            Js = (flip * Y)[..., None]
+            Jt = eye3.expand(V, 3, 3)
+            J = torch.cat([Jw, Jd, Js, Jt], -1).reshape(V * 3, M)
+            om = weights.repeat_interleave(3)
+            H = J.T @ (om[:, None] * J)
+            g = J.T @ (om * r.reshape(-1))
+            H[:K, :K] += torch.diag(prior)
+            g[:K] += prior * wn
+            at_bound = ((wn <= lo + 1e-7) & (g[:K] > 0)) | ((wn >= hi - 1e-7) & (g[:K] < 0))
+            accepted = False
+            for _ in range(max_trials):
+                A = H + mu * torch.diag(torch.diagonal(H) + 1e-9)
+                d = bounded_step(A, g, wn, lo, hi, at_bound)
+                if d is None:
+                    mu *= 4.0
+                    continue
+                cw = torch.clamp(wn - d[:K], lo, hi)
+                cR = exp_so3(-d[K:K + 3]) @ Rn
+                cs, ct = sn - d[K + 3], tn - d[K + 4:]
+                cq, cY, cr = fit_residual(tmpl, basis, pivot, obs[n], cw, cR, cs, ct)
+                c_cost = fit_cost(weights, prior, cr, cw)
+                if c_cost < cost:
+                    accepted = True
+                    mu = max(mu / 3.0, 1e-9)
+                    break
+                mu *= 4.0
+            if not accepted:
+                break
+            done = (cost - c_cost) <= tol * cost
+            wn, Rn, sn, tn, q, Y, r, cost = cw, cR, cs, ct, cq, cY, cr, c_cost
+            if done:
+                break
+        for k, v in zip(("w", "R", "s", "t", "cost", "iters"), (wn, Rn, sn, tn, cost, it)):
+            out[k].append(torch.as_tensor(v))
+    return {k: torch.stack(v) for k, v in out.items()}

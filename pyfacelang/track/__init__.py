@@ -1,0 +1,1 @@
+"""Tracking: frame sources, MediaPipe landmarks, the per-frame face fitter."""

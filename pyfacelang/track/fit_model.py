@@ -1,0 +1,103 @@
+"""`FitModel`: what the fitting kernels need for one linear blendshape model,
+one identity and one set of landmark weights, including the sums over
+landmarks that let the solver assemble its normal equations in O(K^2)
+(see csrc/fit/fit.h)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+
+from ..errors import FaceLangError
+
+
+def landmark_weights(rig, *, contour: float = 2.0, oval: float = 0.5, iris: float = 1.0) -> np.ndarray:
+    """(V,) landmark weights for fitting the built-in rig to MediaPipe: eye and
+    lip contours count more (they carry blinks and mouth shapes), the face
+    oval less (MediaPipe's silhouette points slide along the jaw)."""
+    r = rig.regions
+    w = np.ones(rig.num_vertices, np.float32)
+    eyes = np.concatenate([r.left_eye.vertices, r.mirror[r.left_eye.vertices]])
+    lips = np.concatenate([r.upper_lip_ring, r.lower_lip_ring, [r.outer_lips.corner_a, r.outer_lips.corner_b,
+                                                                r.inner_lips.corner_a, r.inner_lips.corner_b]])
+    w[r.face_oval] = oval
+    w[eyes] = contour
+    w[lips] = contour
+    w[468:] = iris
+    return w
+
+
+@dataclass(frozen=True)
+class FitModel:
+    tmpl: torch.Tensor      # (V, 3) float32, neutral vertices with identity applied, mm
+    basis: torch.Tensor     # (K, V, 3) float32 expression blendshapes, mm
+    weights: torch.Tensor   # (V,) float32 landmark weights
+    lo: torch.Tensor        # (K,) float32 lower bounds
+    hi: torch.Tensor        # (K,) float32 upper bounds
+    prior: torch.Tensor     # (K,) float32 ridge prior toward neutral
+    pivot: tuple            # (3,) head rotation centre, mm
+    gram: torch.Tensor      # (K, K) float64
+    cross: torch.Tensor     # (K, K, 3) float64
+    bsum: torch.Tensor      # (K, 3) float64
+    gram_t: torch.Tensor    # (K,) float64
+    cross_t: torch.Tensor   # (K, 3) float64
+
+    @property
+    def K(self) -> int:
+        return self.basis.shape[0]
+
+    @property
+    def V(self) -> int:
+        return self.tmpl.shape[0]
+
+    @classmethod
+    def build(cls, tmpl, basis, weights, lo, hi, prior, pivot) -> "FitModel":
+        f32 = lambda x: torch.as_tensor(np.asarray(x), dtype=torch.float32).contiguous()  # noqa: E731
+        basis_t, w_t = f32(basis), f32(weights)
+        B = basis_t.double()  # (K, V, 3)
+        om = w_t.double()
+        if not (torch.isfinite(B).all() and torch.isfinite(om).all() and (om >= 0).all()):
+            raise FaceLangError("fit model: basis and landmark weights must be finite, weights >= 0")
+        Bw = B * om[None, :, None]
+        gram = torch.einsum("kvc,jvc->kj", Bw, B).contiguous()
+        cross = torch.linalg.cross(Bw[:, None], B[None, :], dim=-1).sum(2).contiguous()  # (K, K, 3)
+        bsum = Bw.sum(1).contiguous()
+        lo_t, hi_t, prior_t = f32(lo), f32(hi), f32(prior)
+        m = cls(f32(tmpl), basis_t, w_t, lo_t, hi_t, prior_t, tuple(float(x) for x in pivot),
+                gram, cross, bsum, torch.zeros(0), torch.zeros(0))
+        return m.with_template(tmpl)
+
+    def with_template(self, tmpl) -> "FitModel":
+        """Same model with another neutral (e.g. a newly estimated identity)."""
+        T = torch.as_tensor(np.asarray(tmpl), dtype=torch.float32).contiguous()
+        Bw = self.basis.double() * self.weights.double()[None, :, None]
+        Td = T.double()
+        gram_t = torch.einsum("kvc,vc->k", Bw, Td).contiguous()
+        cross_t = torch.linalg.cross(Td[None].expand_as(Bw), Bw, dim=-1).sum(1).contiguous()  # (K, 3)
+        return replace(self, tmpl=T, gram_t=gram_t, cross_t=cross_t)
+
+    def to(self, device) -> "FitModel":
+        kw = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in self.__dict__.items()}
+        return FitModel(**kw)
+
+    def addresses(self) -> dict:
+        d = {k: getattr(self, k).data_ptr() for k in
+             ("tmpl", "basis", "weights", "lo", "hi", "prior", "gram", "cross", "bsum", "gram_t", "cross_t")}
+        d["pivot"] = list(self.pivot)
+        return d
+
+
+def rig_fit_model(rig, *, identity=None, weights=None, prior: float = 0.5) -> FitModel:
+    """FitModel for the built-in rig's 52 ARKit shapes with an identity applied."""
+    from ..face.builtin import HEAD_PIVOT
+
+    n_id = rig.slices["identity"].stop
+    tmpl = rig.template.astype(np.float64)
+    if identity is not None:
+        tmpl = tmpl + np.tensordot(np.asarray(identity, np.float64), rig.identity_basis.astype(np.float64), 1)
+    lo, hi = rig.param_bounds()
+    ex = rig.slices["expression"]
+    del n_id
+    return FitModel.build(tmpl, rig.blendshapes, landmark_weights(rig) if weights is None else weights,
+                          lo[ex], hi[ex], np.full(len(rig.blendshapes), prior, np.float32), HEAD_PIVOT)
