@@ -31,3 +31,32 @@ def matrix_to_axis_angle(R: torch.Tensor) -> torch.Tensor:
     small = sin.abs() < 1e-6
     factor = torch.where(small, 0.5 + theta * theta / 12.0, theta / (2.0 * torch.where(small, torch.ones_like(sin), sin)))
     return w * factor[..., None]
+
+
+def rodrigues_np(rvec) -> "np.ndarray":
+    """NumPy twin of `axis_angle_to_matrix` for one rotation (3,) -> (3, 3), float64.
+    Used on per-frame paths where torch's per-call overhead dominates."""
+    import numpy as np
+
+    v = np.asarray(rvec, np.float64)
+    t2 = float(v @ v)
+    if t2 < 1e-8:
+        a, b = 1.0 - t2 / 6.0, 0.5 - t2 / 24.0
+    else:
+        t = np.sqrt(t2)
+        a, b = np.sin(t) / t, (1.0 - np.cos(t)) / t2
+    K = np.array([[0.0, -v[2], v[1]], [v[2], 0.0, -v[0]], [-v[1], v[0], 0.0]])
+    return np.eye(3) + a * K + b * (K @ K)
+
+
+def log_rotation_np(R) -> "np.ndarray":
+    """NumPy twin of `matrix_to_axis_angle` for one rotation (3, 3) -> (3,)."""
+    import numpy as np
+
+    R = np.asarray(R, np.float64)
+    cos = np.clip((np.trace(R) - 1.0) * 0.5, -1.0, 1.0)
+    theta = np.arccos(cos)
+    w = np.array([R[2, 1] - R[1, 2], R[0, 2] - R[2, 0], R[1, 0] - R[0, 1]])
+    sin = np.sin(theta)
+    factor = 0.5 + theta * theta / 12.0 if abs(sin) < 1e-6 else theta / (2.0 * sin)
+    return w * factor

@@ -12,9 +12,9 @@ import numpy as np
 @dataclass
 class OneEuroConfig:
     # Cutoff (Hz) when the signal is still: lower = less jitter, more lag at rest.
-    min_cutoff: float = 1.5
+    min_cutoff: float = 0.5
     # How fast the cutoff rises with speed: higher = less lag in fast motion.
-    beta: float = 0.3
+    beta: float = 1.0
     # Cutoff (Hz) of the derivative estimate that drives the adaptation.
     d_cutoff: float = 1.0
     # False passes values through untouched.

@@ -1,0 +1,334 @@
+"""`FaceFitter`: per-frame fit of the built-in rig to MediaPipe landmarks.
+
+Stateless math lives in csrc/fit (and its twin `_reference.fit_lm_ref`);
+this context object owns the state between frames: the identity (estimated
+over the first frames, then frozen), the previous frame's solution (warm
+start), and the output filter.
+
+Camera: MediaPipe's 478 points are image x, y plus a relative depth z in the
+same units as x, so the model is weak perspective: landmarks_px =
+s * F * (R (X - pivot) + pivot) + t with F = diag(1, -1, -1). The head
+rotation R is the rig's head rotation (same pivot); the camera (s pixels per
+mm, t in pixels) is reported separately in `FitResult.camera`, and the rig's
+head translation and scale parameters stay 0.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .. import _kernels
+from ..errors import FaceLangError, ShapeError
+from ..face.rotation import log_rotation_np, rodrigues_np
+from .filters import OneEuroConfig, OneEuroFilter
+from .fit_model import FitModel, rig_fit_model
+
+NUM_LANDMARKS = 478
+EYE_OUTER = (33, 263)  # MediaPipe outer eye corners: inter-ocular distance
+
+
+@dataclass
+class FitConfig:
+    # LM iterations per frame; warm-started frames converge in 2-3.
+    max_iters: int = 4
+    # Stop when an iteration lowers the cost by less than this fraction.
+    tol: float = 3e-3
+    # Ridge toward neutral, as a fraction of each blendshape's own effect
+    # (s^2 * its Gram diagonal): resolves near-degenerate shape pairs
+    # (pucker/funnel, squint/cheekSquint) at ~4% more landmark error.
+    prior: float = 0.03
+    # Iterations for a frame with no previous solution (first frame, after a loss).
+    cold_iters: int = 12
+    # Valid frames used to estimate identity; it is frozen afterwards.
+    identity_frames: int = 12
+    # Ridge on identity coefficients (scaled like `prior`): identity stays near
+    # the mean face unless the data insist.
+    identity_prior: float = 0.05
+    # Fraction of the per-vertex neutral correction kept (the median residual
+    # of the identity frames in the head frame, with everything the 52 ARKit
+    # shapes could express projected out, so identity never absorbs
+    # expression). 0 disables it.
+    personalize: float = 0.8
+    # Consecutive frames without a face after which the track is lost and
+    # identity is re-estimated.
+    lost_after: int = 10
+    # Output smoothing (One Euro). Speeds are measured in units of `filter_scale`.
+    filter: OneEuroConfig = field(default_factory=OneEuroConfig)
+    # CPU threads for fit_batch (0: all cores).
+    num_threads: int = 0
+
+
+@dataclass
+class FitResult:
+    params: np.ndarray        # (P,) float32 model parameters (NaN when not valid)
+    residual: float           # mean 2-D landmark error of the (unfiltered) fit, pixels; NaN when not valid
+    valid: bool               # a face was fitted in this frame
+    camera: np.ndarray        # (4,) s (px/mm), tx, ty, tz (px)
+    landmarks: np.ndarray     # (478, 3) landmarks of the filtered output, pixels (NaN when not valid)
+
+
+def _check_landmarks(lmk) -> np.ndarray:
+    a = np.asarray(lmk, dtype=np.float32)
+    if a.shape != (NUM_LANDMARKS, 3):
+        raise ShapeError(f"expected landmarks of shape (478, 3) (MediaPipe FaceMesh with refine_landmarks), "
+                         f"got {a.shape}")
+    if not np.isfinite(a).all():
+        raise ShapeError("landmarks contain NaN or infinite values; pass None for a frame without a face")
+    return a
+
+
+def rigid_init(model_pts: np.ndarray, obs: np.ndarray, pivot) -> tuple[np.ndarray, float, np.ndarray]:
+    """Similarity alignment of model points (mm) to landmarks (px): (R, s, t) in
+    the fitter's camera convention."""
+    F = np.array([1.0, -1.0, -1.0])
+    src, dst = model_pts.astype(np.float64), obs.astype(np.float64) * F
+    ms, md = src.mean(0), dst.mean(0)
+    U, S, Vt = np.linalg.svd((dst - md).T @ (src - ms))
+    D = np.diag([1.0, 1.0, np.sign(np.linalg.det(U @ Vt))])
+    R = U @ D @ Vt
+    s = float((S * np.diag(D)).sum() / ((src - ms) ** 2).sum())
+    tu = md - s * ms @ R.T
+    p = np.asarray(pivot, np.float64)
+    t = F * (tu - s * (p - R @ p))
+    return R, s, t
+
+
+class FaceFitter:
+    """Fits the built-in rig to a stream of MediaPipe landmarks.
+
+        with FaceFitter() as fitter:
+            for lmk in landmarks_per_frame:        # (478, 3) pixels, or None
+                res = fitter.process(lmk, t)       # FitResult
+    """
+
+    def __init__(self, model=None, config: FitConfig | None = None):
+        from ..face import load_model
+
+        self.model = load_model("builtin") if model is None else model
+        if getattr(self.model, "name", None) != "builtin":
+            raise FaceLangError("FaceFitter fits the built-in rig; FLAME users retarget with "
+                                "pyfacelang.track.retarget (FLAME -> ARKit-52)")
+        self.cfg = config or FitConfig()
+        self._base = rig_fit_model(self.model)
+        self._id_slice = self.model.slices["identity"]
+        self._ex_slice = self.model.slices["expression"]
+        self._rot_slice = self.model.slices["rotation"]
+        self._basis64 = self.model.blendshapes.astype(np.float64)
+        self.reset()
+
+    # ----------------------------------------------------------------- state
+    def reset(self) -> None:
+        """Forget the track: identity is re-estimated, no warm start, filters cleared."""
+        self.identity = np.zeros(self._id_slice.stop - self._id_slice.start, np.float32)
+        #: (V, 3) the personalised neutral (template + identity + correction), mm
+        self.neutral = self.model.template.astype(np.float64)
+        self.identity_frozen = False
+        self._fm: FitModel = self._with_prior(self._base, scale=None)
+        self._prev = None          # (w, R, s, t) tensors of the previous valid frame
+        self._id_buffer = []       # (landmarks, w, R, s, t) of the first valid frames
+        self._missing = 0
+        self._frame = 0
+        # weights (unit 1) and rotation (0.3 rad) share one filter; the camera's
+        # speed is measured in face-relative units, set on the first frame
+        K = self._base.K
+        self._filter = OneEuroFilter(self.cfg.filter, scale=np.r_[np.ones(K), np.full(3, 0.3)])
+        self._cam_filter = None
+
+    def close(self) -> None:
+        self._prev = None
+        self._id_buffer = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # ------------------------------------------------------------------ math
+    def _with_prior(self, fm: FitModel, scale: float | None) -> FitModel:
+        from dataclasses import replace
+
+        s2 = (scale or 1.0) ** 2
+        prior = (self.cfg.prior * s2 * torch.diagonal(fm.gram)).float().contiguous()
+        return replace(fm, prior=prior)
+
+    def _solve(self, obs: np.ndarray, init, iters: int):
+        w, R, s, t = init
+        out = _kernels.fit(self._fm, torch.from_numpy(obs)[None], w, R, s, t, max_iters=iters,
+                           tol=self.cfg.tol, num_threads=1)
+        return out[:4]
+
+    def _cold_start(self, obs: np.ndarray):
+        R, s, t = rigid_init(self._fm.tmpl.numpy(), obs, self._fm.pivot)
+        self._fm = self._with_prior(self._fm, s)
+        K = self._fm.K
+        init = (torch.zeros(1, K), torch.tensor(R, dtype=torch.float32)[None], torch.tensor([s], dtype=torch.float32),
+                torch.tensor(t, dtype=torch.float32)[None])
+        return self._solve(obs, init, self.cfg.cold_iters)
+
+    def _estimate_identity(self) -> None:
+        """Linear least squares for identity given each buffered frame's pose
+        and expression, then a refit of those frames; twice."""
+        m = self.model
+        Bid = torch.tensor(m.identity_basis, dtype=torch.float64)        # (I, V, 3)
+        Bex = torch.tensor(m.blendshapes, dtype=torch.float64)           # (K, V, 3)
+        T0 = torch.tensor(m.template, dtype=torch.float64)
+        om = self._base.weights.double()
+        p = torch.tensor(self._fm.pivot, dtype=torch.float64)
+        F = torch.tensor([1.0, -1.0, -1.0], dtype=torch.float64)
+        I = Bid.shape[0]
+        for _ in range(2):
+            A = torch.zeros(I, I, dtype=torch.float64)
+            b = torch.zeros(I, dtype=torch.float64)
+            scale2 = 0.0
+            for lmk, w, R, s, t in self._id_buffer:
+                R, s, t, w = R[0].double(), float(s[0]), t[0].double(), w[0].double()
+                X0 = T0 + torch.einsum("k,kvc->vc", w, Bex)
+                r0 = s * F * ((X0 - p) @ R.T + p) + t - torch.from_numpy(lmk).double()   # (V, 3)
+                J = s * F[None, :, None] * torch.einsum("ab,ivb->vai", R, Bid)          # (V, 3, I)
+                Jw = J * om[:, None, None]
+                A += torch.einsum("vai,vaj->ij", Jw, J)
+                b -= torch.einsum("vai,va->i", Jw, r0)
+                scale2 += s * s
+            G = torch.einsum("ivc,v,jvc->ij", Bid, om, Bid)
+            A += self.cfg.identity_prior * (scale2 / len(self._id_buffer)) * torch.diag(torch.diagonal(G)) * len(self._id_buffer)
+            ident = torch.linalg.solve(A, b)
+            lo, hi = m.param_bounds()
+            ident = ident.clamp(float(lo[self._id_slice][0]), float(hi[self._id_slice][0]))
+            self.identity = ident.float().numpy()
+            tmpl = (T0 + torch.einsum("i,ivc->vc", ident, Bid)).float().numpy()
+            self._fm = self._fm.with_template(tmpl)
+            self._id_buffer = [(lmk, *self._solve(lmk, (w, R, s, t), self.cfg.cold_iters))
+                               for lmk, w, R, s, t in self._id_buffer]
+        if self.cfg.personalize > 0 and len(self._id_buffer) >= 3:
+            self.neutral = (tmpl + self.cfg.personalize * self._neutral_correction(tmpl)).astype(np.float64)
+            self._fm = self._fm.with_template(self.neutral)
+            self._id_buffer = [(lmk, *self._solve(lmk, (w, R, s, t), self.cfg.cold_iters))
+                               for lmk, w, R, s, t in self._id_buffer]
+        else:
+            self.neutral = tmpl.astype(np.float64)
+
+    def _neutral_correction(self, tmpl: np.ndarray) -> np.ndarray:
+        """(V, 3) median head-frame residual of the buffered frames, minus its
+        weighted least-squares projection on the blendshape span."""
+        p = np.asarray(self._fm.pivot)
+        F = np.array([1.0, -1.0, -1.0])
+        basis = self._fm.basis.double().numpy()                     # (K, V, 3)
+        D = []
+        for lmk, w, R, s, t in self._id_buffer:
+            Y = F * (lmk - t[0].numpy()) / float(s[0])              # observed, in the model frame
+            X = (Y - p) @ R[0].double().numpy() + p                 # undo the head rotation
+            D.append(X - (tmpl + np.tensordot(w[0].double().numpy(), basis, 1)))
+        delta = np.median(np.stack(D), 0)                           # (V, 3)
+        om = self._fm.weights.double().numpy()
+        G = torch.as_tensor(self._fm.gram).numpy()
+        coef = np.linalg.solve(G + 1e-6 * np.eye(len(G)), np.einsum("kvc,v,vc->k", basis, om, delta))
+        return (delta - np.tensordot(coef, basis, 1)).astype(np.float32)
+
+    # --------------------------------------------------------------- public
+    def process(self, landmarks, t: float | None = None) -> FitResult:
+        """Fit one frame. landmarks: (478, 3) MediaPipe landmarks in pixels
+        (x, y, z * image width), or None for a frame without a face.
+        t: frame time in seconds (for the filter; default frame index / 30)."""
+        t = self._frame / 30.0 if t is None else float(t)
+        self._frame += 1
+        if landmarks is None:
+            self._missing += 1
+            if self._missing >= self.cfg.lost_after and self._prev is not None:
+                self.reset()
+                self._missing = self.cfg.lost_after
+            return self._invalid()
+        obs = _check_landmarks(landmarks)
+        self._missing = 0
+        if self._prev is None:
+            sol = self._cold_start(obs)
+        else:
+            sol = self._solve(obs, self._prev, self.cfg.max_iters)
+        if not self.identity_frozen:
+            self._id_buffer.append((obs, *sol))
+            n = len(self._id_buffer)
+            if n in (1, 3, 6) or n >= self.cfg.identity_frames:
+                self._estimate_identity()
+                sol = tuple(x for x in self._id_buffer[-1][1:])
+            if n >= self.cfg.identity_frames:
+                self.identity_frozen = True
+                self._id_buffer = []
+        self._prev = sol
+        return self._result(obs, sol, t)
+
+    def _params(self, w, R, identity) -> np.ndarray:
+        p = self.model.neutral_params()
+        p[self._id_slice] = identity
+        p[self._ex_slice] = w
+        p[self._rot_slice] = log_rotation_np(np.asarray(R, np.float64))
+        return p
+
+    def _result(self, obs, sol, t) -> FitResult:
+        w, R, s, tr = (x[0] for x in sol)
+        raw = np.concatenate([w.numpy(), log_rotation_np(R.numpy())])
+        filt = self._filter(raw, t)
+        if self._cam_filter is None:  # speeds in units of 5% of scale and 20 mm of translation
+            s0 = s.item()
+            self._cam_filter = OneEuroFilter(self.cfg.filter, scale=np.array([0.05 * s0, 20 * s0, 20 * s0, 20 * s0]))
+        cam = self._cam_filter(np.array([s.item(), *tr.numpy()]), t)
+        K = w.shape[0]
+        wf = np.clip(filt[:K], 0.0, 1.0).astype(np.float32)
+        params = self._params(wf, rodrigues_np(filt[K:]), self.identity)
+        fitted = self.project(params, cam)
+        # the fit's own accuracy: unfiltered solution against this frame's landmarks
+        raw_fit = self.project(self._params(w.numpy(), R.numpy(), self.identity), np.array([s.item(), *tr.numpy()]))
+        residual = float(np.linalg.norm(raw_fit[:, :2] - obs[:, :2], axis=1).mean())
+        return FitResult(params, residual, True, cam.astype(np.float32), fitted)
+
+    def vertices(self, params: np.ndarray) -> np.ndarray:
+        """(V, 3) posed vertices (mm) of rig parameters on this track's
+        personalised neutral (its identity, plus the per-vertex correction)."""
+        w = params[self._ex_slice].astype(np.float64)
+        R = rodrigues_np(params[self._rot_slice])
+        X = self.neutral + np.tensordot(w, self._basis64, 1)         # (V, 3)
+        p = np.asarray(self._fm.pivot)
+        return (X - p) @ R.T + p
+
+    def project(self, params: np.ndarray, camera: np.ndarray) -> np.ndarray:
+        """Rig parameters + camera (s, tx, ty, tz) -> (478, 3) landmarks in pixels."""
+        v = self.vertices(params)
+        return (camera[0] * np.array([1.0, -1.0, -1.0]) * v + camera[1:]).astype(np.float32)
+
+    def _invalid(self) -> FitResult:
+        nan = np.full(self.model.num_params, np.nan, np.float32)
+        return FitResult(nan, float("nan"), False, np.full(4, np.nan, np.float32),
+                         np.full((NUM_LANDMARKS, 3), np.nan, np.float32))
+
+
+def fit_batch(landmarks, config: FitConfig | None = None, model=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fit many frames at once (corpus building): identity from up to
+    `identity_frames` frames spread over the batch, then every frame solved
+    independently on all cores. landmarks (N, 478, 3) pixels.
+    Returns params (N, P), camera (N, 4), residual (N,) (mean 2-D px error)."""
+    lmk = np.asarray(landmarks, np.float32)
+    if lmk.ndim != 3 or lmk.shape[1:] != (NUM_LANDMARKS, 3):
+        raise ShapeError(f"expected landmarks of shape (N, 478, 3), got {lmk.shape}")
+    if not np.isfinite(lmk).all():
+        raise ShapeError("landmarks contain NaN or infinite values")
+    fitter = FaceFitter(model, config)
+    cfg = fitter.cfg
+    N = len(lmk)
+    if N == 0:
+        return np.zeros((0, fitter.model.num_params), np.float32), np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+    for i in np.unique(np.linspace(0, N - 1, min(N, cfg.identity_frames)).astype(int)):
+        fitter._prev = None  # cold start each sample: they may be far apart
+        fitter.process(lmk[i])
+    fm = fitter._fm
+    inits = [rigid_init(fm.tmpl.numpy(), o, fm.pivot) for o in lmk]
+    R = torch.tensor(np.stack([r for r, _, _ in inits]), dtype=torch.float32)
+    s = torch.tensor([s for _, s, _ in inits], dtype=torch.float32)
+    t = torch.tensor(np.stack([t for _, _, t in inits]), dtype=torch.float32)
+    w, R, s, t, _, _ = _kernels.fit(fm, torch.from_numpy(lmk), torch.zeros(N, fm.K), R, s, t,
+                                    max_iters=cfg.cold_iters, tol=cfg.tol, num_threads=cfg.num_threads)
+    params = np.stack([fitter._params(w[i].numpy(), R[i].numpy(), fitter.identity) for i in range(N)])
+    camera = torch.cat([s[:, None], t], 1).numpy()
+    fitted = np.stack([fitter.project(params[i], camera[i]) for i in range(N)])
+    residual = np.linalg.norm(fitted[..., :2] - lmk[..., :2], axis=-1).mean(1)
+    return params.astype(np.float32), camera.astype(np.float32), residual.astype(np.float32)
