@@ -11,6 +11,8 @@ import math
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from .errors import FaceLangError
 
 EXIT_ERROR = 1
@@ -101,6 +103,31 @@ def cmd_render(args) -> int:
     return 0
 
 
+def cmd_track(args) -> int:
+    from .track.pipeline import save_npz, track
+
+    if args.model == "flame":
+        raise FaceLangError("--model flame output is not available yet: track with the built-in rig "
+                            "(ARKit-52 weights); FLAME fitting is still open work")
+    if args.preview and not args.preview.lower().endswith(".mp4"):
+        raise FaceLangError(f"--preview must be an .mp4 file, got '{args.preview}'")
+    if not args.output.endswith(".npz"):
+        raise FaceLangError(f"-o must be a .npz file, got '{args.output}'")
+    from pathlib import Path as _P
+
+    for out in (args.output, args.preview):
+        if out and not _P(out).resolve().parent.is_dir():
+            raise FaceLangError(f"output folder '{_P(out).parent}' does not exist")
+    tr = track(args.source, max_frames=args.max_frames, face_index=args.face_index, preview=args.preview,
+               progress=not args.quiet and sys.stderr.isatty())
+    save_npz(args.output, tr.to_dict())
+    n, v = len(tr.valid), int(tr.valid.sum())
+    print(f"wrote {args.output}: {n} frames at {tr.fps:g} fps, face found in {v} "
+          f"({100.0 * v / n:.0f}%), mean residual {np.nanmean(tr.residual) if v else float('nan'):.2f} px"
+          + (f"; preview {args.preview}" if args.preview else ""))
+    return 0
+
+
 def cmd_info(args) -> int:
     import platform
 
@@ -138,6 +165,17 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--pitch", type=_finite, default=0.0, help="view pitch in degrees")
     r.add_argument("-o", "--output", required=True, help="output image (.png or .jpg)")
     r.set_defaults(func=cmd_render)
+
+    t = sub.add_parser("track", help="video/images/webcam -> per-frame face-model parameters (.npz)")
+    t.add_argument("source", help="video file, image, folder of images, webcam index (0) or stream URL")
+    t.add_argument("-o", "--output", required=True, help="output parameter file (.npz)")
+    t.add_argument("--model", choices=["builtin", "flame"], default="builtin")
+    t.add_argument("--flame-path", help="FLAME model file (with --model flame)")
+    t.add_argument("--max-frames", type=int, help="stop after N frames")
+    t.add_argument("--face-index", type=int, help="track this face (MediaPipe order) instead of the largest")
+    t.add_argument("--preview", help="write the video with the fitted mesh drawn over it (.mp4)")
+    t.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(func=cmd_track)
 
     i = sub.add_parser("info", help="versions, extension build and device")
     i.set_defaults(func=cmd_info)

@@ -41,8 +41,14 @@ class FitConfig:
     prior: float = 0.03
     # Iterations for a frame with no previous solution (first frame, after a loss).
     cold_iters: int = 12
-    # Valid frames used to estimate identity; it is frozen afterwards.
+    # Valid frames used to estimate identity, spread over the first
+    # `identity_seconds` of the track; identity is frozen afterwards.
     identity_frames: int = 12
+    identity_seconds: float = 2.0
+    # Weights that stay on through every calibration frame are the resting
+    # face: their minimum goes into the neutral. Needs at least this many
+    # calibration frames (so a single photo is never "calibrated away").
+    calibrate_min_frames: int = 8
     # Ridge on identity coefficients (scaled like `prior`): identity stays near
     # the mean face unless the data insist.
     identity_prior: float = 0.05
@@ -130,6 +136,7 @@ class FaceFitter:
         self._id_buffer = []       # (landmarks, w, R, s, t) of the first valid frames
         self._missing = 0
         self._frame = 0
+        self._next_id_time = -np.inf
         # weights (unit 1) and rotation (0.3 rad) share one filter; the camera's
         # speed is measured in face-relative units, set on the first frame
         K = self._base.K
@@ -168,9 +175,11 @@ class FaceFitter:
                 torch.tensor(t, dtype=torch.float32)[None])
         return self._solve(obs, init, self.cfg.cold_iters)
 
-    def _estimate_identity(self) -> None:
+    def _estimate_identity(self, final: bool = False) -> None:
         """Linear least squares for identity given each buffered frame's pose
-        and expression, then a refit of those frames; twice."""
+        and expression, then a refit of those frames (twice); then the
+        per-vertex neutral correction and, on the final estimate, the
+        resting-face calibration."""
         m = self.model
         Bid = torch.tensor(m.identity_basis, dtype=torch.float64)        # (I, V, 3)
         Bex = torch.tensor(m.blendshapes, dtype=torch.float64)           # (K, V, 3)
@@ -209,6 +218,12 @@ class FaceFitter:
                                for lmk, w, R, s, t in self._id_buffer]
         else:
             self.neutral = tmpl.astype(np.float64)
+        if final and len(self._id_buffer) >= self.cfg.calibrate_min_frames:
+            wmin = torch.stack([b[1][0] for b in self._id_buffer]).min(0).values.double().numpy()  # (K,)
+            self.neutral = self.neutral + np.tensordot(wmin, self._basis64, 1)
+            self._fm = self._fm.with_template(self.neutral)
+            self._id_buffer = [(lmk, *self._solve(lmk, (w - torch.from_numpy(wmin).float(), R, s, t), self.cfg.cold_iters))
+                               for lmk, w, R, s, t in self._id_buffer]
 
     def _neutral_correction(self, tmpl: np.ndarray) -> np.ndarray:
         """(V, 3) median head-frame residual of the buffered frames, minus its
@@ -246,11 +261,12 @@ class FaceFitter:
             sol = self._cold_start(obs)
         else:
             sol = self._solve(obs, self._prev, self.cfg.max_iters)
-        if not self.identity_frozen:
+        if not self.identity_frozen and t >= self._next_id_time:
             self._id_buffer.append((obs, *sol))
+            self._next_id_time = t + self.cfg.identity_seconds / max(1, self.cfg.identity_frames)
             n = len(self._id_buffer)
             if n in (1, 3, 6) or n >= self.cfg.identity_frames:
-                self._estimate_identity()
+                self._estimate_identity(final=n >= self.cfg.identity_frames)
                 sol = tuple(x for x in self._id_buffer[-1][1:])
             if n >= self.cfg.identity_frames:
                 self.identity_frozen = True

@@ -1,0 +1,114 @@
+"""Video in, face-model parameters out: frame source -> MediaPipe landmarks
+-> FaceFitter, one row per input frame, written as a parameter file
+(see DESIGN.md section 9)."""
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import FaceLangError
+from .fitter import FaceFitter, FitConfig
+from .landmarks import LandmarkDetector
+from .source import open_source
+
+
+@dataclass
+class Track:
+    params: np.ndarray      # (T, P) float32, NaN rows where no face
+    param_names: list
+    valid: np.ndarray       # (T,) bool
+    landmarks: np.ndarray   # (T, 478, 3) float32 MediaPipe landmarks in pixels, NaN where no face
+    residual: np.ndarray    # (T,) float32 mean 2-D fit error in pixels
+    camera: np.ndarray      # (T, 4) float32 weak-perspective camera s, tx, ty, tz
+    fps: float
+    model: str
+    image_size: tuple       # (width, height)
+    neutral: np.ndarray     # (478, 3) float32 personalised neutral of the track, mm
+
+    def to_dict(self) -> dict:
+        return {"params": self.params.astype(np.float32), "param_names": np.array(self.param_names),
+                "valid": self.valid, "landmarks": self.landmarks.astype(np.float32),
+                "residual": self.residual.astype(np.float32), "camera": self.camera.astype(np.float32),
+                "fps": np.float32(self.fps), "model": np.array(self.model),
+                "image_size": np.array(self.image_size, np.int32), "neutral": self.neutral.astype(np.float32)}
+
+
+def save_npz(path, arrays: dict) -> None:
+    """Write an .npz atomically (temp file in the same folder + rename); no pickles."""
+    path = Path(path)
+    if path.suffix != ".npz":
+        raise FaceLangError(f"output must be a .npz file, got '{path}'")
+    if not path.parent.exists():
+        raise FaceLangError(f"output folder '{path.parent}' does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.npz", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def track(source, *, max_frames: int | None = None, face_index: int | None = None, config: FitConfig | None = None,
+          preview: str | None = None, progress: bool = False) -> Track:
+    """Track a video file, image, folder of images, webcam index or stream URL."""
+    if max_frames is not None and max_frames <= 0:
+        raise FaceLangError(f"--max-frames must be positive, got {max_frames}")
+    src = open_source(source)
+    bar = None
+    rows = {k: [] for k in ("params", "valid", "landmarks", "residual", "camera")}
+    writer = None
+    size = (0, 0)
+    try:
+        total = src.num_frames if max_frames is None else min(max_frames, src.num_frames or max_frames)
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, unit="frame", desc=Path(str(source)).name, leave=False)
+        with LandmarkDetector(static_image_mode=not src.live and src.num_frames == 1, face_index=face_index,
+                              max_num_faces=4 if face_index is None else face_index + 1) as det, \
+                FaceFitter(None, config) as fitter:
+            if preview:
+                from .preview import PreviewWriter
+
+                writer = PreviewWriter(preview, src.fps, fitter)
+            for frame in src:
+                if max_frames is not None and frame.index >= max_frames:
+                    break
+                size = (frame.image.shape[1], frame.image.shape[0])
+                lmk = det.detect(frame.image)
+                res = fitter.process(lmk, frame.time)
+                rows["params"].append(res.params)
+                rows["valid"].append(res.valid)
+                rows["landmarks"].append(lmk if lmk is not None else np.full((478, 3), np.nan, np.float32))
+                rows["residual"].append(res.residual)
+                rows["camera"].append(res.camera)
+                if writer is not None:
+                    writer.write(frame.image, lmk, res)
+                if bar is not None:
+                    bar.update(1)
+            neutral = fitter.neutral.astype(np.float32)
+            names = list(fitter.model.param_names)
+        if writer is not None:
+            writer.close()
+            writer = None
+    finally:
+        if writer is not None:
+            writer.abort()
+        if bar is not None:
+            bar.close()
+        src.close()
+    if not rows["params"]:
+        raise FaceLangError(f"'{source}' produced no frames")
+    return Track(np.stack(rows["params"]), names, np.array(rows["valid"], bool), np.stack(rows["landmarks"]),
+                 np.array(rows["residual"], np.float32), np.stack(rows["camera"]), float(src.fps), "builtin",
+                 size, neutral)

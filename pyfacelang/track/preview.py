@@ -1,0 +1,48 @@
+"""`--preview`: the input video with the fitted mesh drawn over each frame
+(wireframe of the fitted rig, eye and lip contours highlighted) and the
+strongest ARKit weights listed."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..render.video import VideoWriter
+
+
+class PreviewWriter:
+    def __init__(self, path: str, fps: float, fitter):
+        self.fitter = fitter
+        self.writer = VideoWriter(path, fps=fps)
+        tris = fitter.model.triangles
+        e = np.concatenate([tris[:, [0, 1]], tris[:, [1, 2]], tris[:, [2, 0]]])
+        self.edges = np.unique(np.sort(e, 1), axis=0)                      # (E, 2)
+        r = fitter.model.regions
+        ring = lambda c: np.concatenate([c.upper, c.lower[1:-1][::-1]])  # noqa: E731
+        self.loops = [ring(r.left_eye), r.mirror[ring(r.left_eye)], ring(r.outer_lips), ring(r.inner_lips)]
+        self.names = fitter.model.param_names[fitter.model.slices["expression"]]
+
+    def write(self, image: np.ndarray, landmarks, result) -> None:
+        import cv2
+
+        img = image.copy()
+        if result.valid:
+            pts = result.landmarks[:, :2]
+            seg = np.round(pts[self.edges] * 16).astype(np.int32)       # (E, 2, 2), 4 fractional bits
+            cv2.polylines(img, list(seg), False, (90, 200, 90), 1, cv2.LINE_AA, shift=4)
+            for loop in self.loops:
+                cv2.polylines(img, [np.round(pts[loop] * 16).astype(np.int32)], True, (0, 220, 255), 1,
+                              cv2.LINE_AA, shift=4)
+            w = result.params[self.fitter.model.slices["expression"]]
+            top = np.argsort(-w)[:5]
+            for k, j in enumerate(top):
+                text = f"{self.names[j]} {w[j]:.2f}"
+                cv2.putText(img, text, (8, 20 + 18 * k), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
+                cv2.putText(img, text, (8, 20 + 18 * k), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
+        else:
+            cv2.putText(img, "no face", (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 255), 2, cv2.LINE_AA)
+        self.writer.write(img)
+
+    def close(self) -> None:
+        self.writer.close()
+
+    def abort(self) -> None:
+        self.writer.abort()
