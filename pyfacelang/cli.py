@@ -128,6 +128,62 @@ def cmd_track(args) -> int:
     return 0
 
 
+def _emit(figures: dict, json_path) -> None:
+    """Last stdout line: one JSON object with the figures (and --json PATH)."""
+    import json
+
+    line = json.dumps(figures, sort_keys=True)
+    if json_path:
+        from pathlib import Path as _P
+
+        _P(json_path).write_text(line + "\n")
+    print(line)
+
+
+def _media_dir(arg):
+    from .track.evaluate import default_media_dir
+
+    if arg:
+        if not Path(arg).is_dir():
+            raise FaceLangError(f"--media {arg} is not a folder")
+        return Path(arg)
+    return default_media_dir()
+
+
+def cmd_eval(args) -> int:
+    from .track.evaluate import eval_fit
+
+    media = _media_dir(args.media)
+    print(f"eval fit: real clips from {media or '(none)'}; synthetic recovery on 4 sequences")
+    figures = eval_fit(media, max_frames=args.max_frames)
+    print(f"  residual_iod {figures.get('residual_iod', float('nan')):.4f} (goal <= 0.03)  "
+          f"jitter_ratio {figures.get('jitter_ratio', float('nan')):.3f} (goal <= 0.6)  "
+          f"recovery_err {figures['recovery_err']:.4f}  recovery_rot_deg {figures['recovery_rot_deg']:.2f}")
+    _emit(figures, args.json)
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from .track.bench import bench_fit
+
+    media = _media_dir(args.media)
+    clip = media / "LivePortrait_driving_d3.mp4" if media else None
+    if clip is not None and clip.exists():
+        from .track.evaluate import track_clip_landmarks
+
+        lmk, fps = track_clip_landmarks(clip)
+        lmk = lmk[~np.isnan(lmk).any(axis=(1, 2))]
+        source = clip.name
+    else:
+        from .face import load_model
+        from .track.synthetic import synthetic_sequence
+
+        lmk, fps, source = synthetic_sequence(load_model("builtin"), 300)["landmarks"], 30.0, "synthetic (300 frames)"
+    print(f"bench fit on {source}: {len(lmk)} frames")
+    _emit(bench_fit(lmk, fps), args.json)
+    return 0
+
+
 def cmd_info(args) -> int:
     import platform
 
@@ -176,6 +232,19 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--preview", help="write the video with the fitted mesh drawn over it (.mp4)")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=cmd_track)
+
+    e = sub.add_parser("eval", help="quality figures (last line: JSON)")
+    e.add_argument("what", choices=["fit"], help="what to evaluate")
+    e.add_argument("--media", help="folder of real clips (default: ../shared/media when present)")
+    e.add_argument("--max-frames", type=int, help="use at most N frames per clip")
+    e.add_argument("--json", help="also write the figures to this file")
+    e.set_defaults(func=cmd_eval)
+
+    b = sub.add_parser("bench", help="speed figures (last line: JSON)")
+    b.add_argument("what", choices=["fit"], help="what to benchmark")
+    b.add_argument("--media", help="folder of real clips (default: ../shared/media when present)")
+    b.add_argument("--json", help="also write the figures to this file")
+    b.set_defaults(func=cmd_bench)
 
     i = sub.add_parser("info", help="versions, extension build and device")
     i.set_defaults(func=cmd_info)

@@ -45,10 +45,17 @@ class FitConfig:
     # `identity_seconds` of the track; identity is frozen afterwards.
     identity_frames: int = 12
     identity_seconds: float = 2.0
-    # Weights that stay on through every calibration frame are the resting
-    # face: their minimum goes into the neutral. Needs at least this many
-    # calibration frames (so a single photo is never "calibrated away").
+    # Resting-face calibration: the weights of the least expressive
+    # calibration frame (smallest sum of weights) are the person's resting
+    # face and go into the neutral, so a mouth that merely differs from the
+    # template at rest does not read as pucker or lip press for the whole
+    # track. Needs at least this many calibration frames (a single photo is
+    # never "calibrated away").
     calibrate_min_frames: int = 8
+    # Only shapes with these name prefixes are calibrated: the template's
+    # mouth region is where a real resting face differs; lid, gaze and brow
+    # state at calibration time is too transient to treat as resting.
+    calibrate_prefixes: tuple = ("mouth", "cheek", "nose")
     # Ridge on identity coefficients (scaled like `prior`): identity stays near
     # the mean face unless the data insist.
     identity_prior: float = 0.05
@@ -143,6 +150,21 @@ class FaceFitter:
         self._filter = OneEuroFilter(self.cfg.filter, scale=np.r_[np.ones(K), np.full(3, 0.3)])
         self._cam_filter = None
 
+    def rewind(self) -> None:
+        """Start the sequence again keeping the calibrated identity and neutral:
+        no warm start, filters cleared. Offline tracking calibrates on the
+        opening seconds, rewinds, then fits every frame with the frozen identity."""
+        self._prev = None
+        self._missing = 0
+        self._frame = 0
+        K = self._base.K
+        self._filter = OneEuroFilter(self.cfg.filter, scale=np.r_[np.ones(K), np.full(3, 0.3)])
+        self._cam_filter = None
+        if self.identity_frozen:
+            self._next_id_time = np.inf
+        else:  # not enough frames to finish calibrating: start over
+            self.reset()
+
     def close(self) -> None:
         self._prev = None
         self._id_buffer = []
@@ -219,7 +241,10 @@ class FaceFitter:
         else:
             self.neutral = tmpl.astype(np.float64)
         if final and len(self._id_buffer) >= self.cfg.calibrate_min_frames:
-            wmin = torch.stack([b[1][0] for b in self._id_buffer]).min(0).values.double().numpy()  # (K,)
+            W = torch.stack([b[1][0] for b in self._id_buffer])                    # (n, K)
+            wmin = W[int(W.sum(1).argmin())].double().numpy()                      # most neutral frame
+            names = self.model.param_names[self._ex_slice]
+            wmin *= np.array([n.startswith(self.cfg.calibrate_prefixes) for n in names], np.float64)
             self.neutral = self.neutral + np.tensordot(wmin, self._basis64, 1)
             self._fm = self._fm.with_template(self.neutral)
             self._id_buffer = [(lmk, *self._solve(lmk, (w - torch.from_numpy(wmin).float(), R, s, t), self.cfg.cold_iters))
@@ -316,6 +341,24 @@ class FaceFitter:
         nan = np.full(self.model.num_params, np.nan, np.float32)
         return FitResult(nan, float("nan"), False, np.full(4, np.nan, np.float32),
                          np.full((NUM_LANDMARKS, 3), np.nan, np.float32))
+
+
+def fit_sequence(landmarks, fps: float, config: FitConfig | None = None, model=None,
+                 fitter: "FaceFitter | None" = None) -> list[FitResult]:
+    """Offline tracking of a whole sequence: calibrate identity on the opening
+    `identity_seconds` (frames without a face skipped), rewind, then fit every
+    frame in order with the frozen identity. landmarks: sequence of (478, 3)
+    arrays or None (no face). `fitter`: use this FaceFitter (it is reset)."""
+    fitter = fitter or FaceFitter(model, config)
+    fitter.reset()
+    frames = list(landmarks)
+    for i, lmk in enumerate(frames):
+        if fitter.identity_frozen:
+            break
+        if lmk is not None:
+            fitter.process(lmk, i / fps)
+    fitter.rewind()
+    return [fitter.process(lmk, i / fps) for i, lmk in enumerate(frames)]
 
 
 def fit_batch(landmarks, config: FitConfig | None = None, model=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -60,14 +60,17 @@ def save_npz(path, arrays: dict) -> None:
 
 def track(source, *, max_frames: int | None = None, face_index: int | None = None, config: FitConfig | None = None,
           preview: str | None = None, progress: bool = False) -> Track:
-    """Track a video file, image, folder of images, webcam index or stream URL."""
+    """Track a video file, image, folder of images, webcam index or stream URL.
+
+    Files are tracked offline: landmarks for every frame first, then the
+    fitter calibrates identity on the opening seconds and fits every frame
+    (`fit_sequence`), so the first frames get the calibrated identity too.
+    Live sources (webcam, stream) are fitted online, frame by frame."""
     if max_frames is not None and max_frames <= 0:
         raise FaceLangError(f"--max-frames must be positive, got {max_frames}")
     src = open_source(source)
     bar = None
-    rows = {k: [] for k in ("params", "valid", "landmarks", "residual", "camera")}
-    writer = None
-    size = (0, 0)
+    lmks, size = [], (0, 0)
     try:
         total = src.num_frames if max_frames is None else min(max_frames, src.num_frames or max_frames)
         if progress:
@@ -75,40 +78,54 @@ def track(source, *, max_frames: int | None = None, face_index: int | None = Non
 
             bar = tqdm(total=total, unit="frame", desc=Path(str(source)).name, leave=False)
         with LandmarkDetector(static_image_mode=not src.live and src.num_frames == 1, face_index=face_index,
-                              max_num_faces=4 if face_index is None else face_index + 1) as det, \
-                FaceFitter(None, config) as fitter:
-            if preview:
-                from .preview import PreviewWriter
-
-                writer = PreviewWriter(preview, src.fps, fitter)
+                              max_num_faces=4 if face_index is None else face_index + 1) as det:
+            live_fitter = FaceFitter(None, config) if src.live else None
+            results = []
             for frame in src:
                 if max_frames is not None and frame.index >= max_frames:
                     break
                 size = (frame.image.shape[1], frame.image.shape[0])
                 lmk = det.detect(frame.image)
-                res = fitter.process(lmk, frame.time)
-                rows["params"].append(res.params)
-                rows["valid"].append(res.valid)
-                rows["landmarks"].append(lmk if lmk is not None else np.full((478, 3), np.nan, np.float32))
-                rows["residual"].append(res.residual)
-                rows["camera"].append(res.camera)
-                if writer is not None:
-                    writer.write(frame.image, lmk, res)
+                lmks.append(lmk)
+                if live_fitter is not None:
+                    results.append(live_fitter.process(lmk, frame.time))
                 if bar is not None:
                     bar.update(1)
-            neutral = fitter.neutral.astype(np.float32)
-            names = list(fitter.model.param_names)
-        if writer is not None:
-            writer.close()
-            writer = None
+        fps = float(src.fps)
     finally:
-        if writer is not None:
-            writer.abort()
         if bar is not None:
             bar.close()
         src.close()
-    if not rows["params"]:
+    if not lmks:
         raise FaceLangError(f"'{source}' produced no frames")
-    return Track(np.stack(rows["params"]), names, np.array(rows["valid"], bool), np.stack(rows["landmarks"]),
-                 np.array(rows["residual"], np.float32), np.stack(rows["camera"]), float(src.fps), "builtin",
-                 size, neutral)
+    fitter = live_fitter if src.live else None
+    if fitter is None:
+        from .fitter import fit_sequence
+
+        fitter = FaceFitter(None, config)
+        results = fit_sequence(lmks, fps, config, fitter=fitter)
+    if preview:
+        _write_preview(source, preview, fps, fitter, lmks, results, src.live)
+    nan_lmk = np.full((478, 3), np.nan, np.float32)
+    return Track(np.stack([r.params for r in results]), list(fitter.model.param_names),
+                 np.array([r.valid for r in results], bool),
+                 np.stack([nan_lmk if x is None else x for x in lmks]),
+                 np.array([r.residual for r in results], np.float32), np.stack([r.camera for r in results]),
+                 fps, "builtin", size, fitter.neutral.astype(np.float32))
+
+
+def _write_preview(source, path, fps, fitter, lmks, results, live: bool) -> None:
+    """The fitted mesh over each input frame (files are read again)."""
+    from .preview import PreviewWriter
+
+    if live:
+        raise FaceLangError("--preview needs a file source (a live stream cannot be read twice)")
+    writer = PreviewWriter(path, fps, fitter)
+    try:
+        with open_source(source) as src:
+            for frame, lmk, res in zip(src, lmks, results):
+                writer.write(frame.image, lmk, res)
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
