@@ -110,6 +110,7 @@ PYBIND11_MODULE(_C, m) {
         a.lo = ptr<const float>(addr("lo"));
         a.hi = ptr<const float>(addr("hi"));
         a.prior = ptr<const float>(addr("prior"));
+        a.l1 = ptr<const float>(addr("l1"));
         a.gram = ptr<const double>(addr("gram"));
         a.cross = ptr<const double>(addr("cross"));
         a.bsum = ptr<const double>(addr("bsum"));
@@ -144,6 +145,6 @@ PYBIND11_MODULE(_C, m) {
         check(st, "fit");
       },
       "Bounded Levenberg-Marquardt face fit for N frames (see csrc/fit/fit.h). `model` maps "
-      "tmpl/basis/weights/lo/hi/prior/gram/cross/bsum/gram_t/cross_t to addresses and pivot to 3 floats.");
+      "tmpl/basis/weights/lo/hi/prior/l1/gram/cross/bsum/gram_t/cross_t to addresses and pivot to 3 floats.");
   m.def("fit_cuda_scratch_doubles", &fit_cuda_scratch_doubles, "Doubles of CUDA scratch fit() needs.");
 }

@@ -108,7 +108,7 @@ def fit(model, obs: torch.Tensor, w: torch.Tensor, rot: torch.Tensor, scale: tor
     rot = _f32(rot, "rot", (N, 3, 3), device).clone()
     scale = _f32(scale, "scale", (N,), device).clone()
     trans = _f32(trans, "trans", (N, 3), device).clone()
-    for name in ("tmpl", "basis", "weights", "lo", "hi", "prior", "gram", "cross", "bsum", "gram_t", "cross_t"):
+    for name in ("tmpl", "basis", "weights", "lo", "hi", "prior", "l1", "gram", "cross", "bsum", "gram_t", "cross_t"):
         t = getattr(model, name)
         if t.device != device or not t.is_contiguous():
             raise ShapeError(f"fit model tensor '{name}' must be contiguous on {device}")

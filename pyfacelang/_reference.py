@@ -56,8 +56,9 @@ def fit_residual(tmpl, basis, pivot, obs, w, R, s, t):
     return q, Y, s * flip * Y + t - obs
 
 
-def fit_cost(weights, prior, r, w):
-    return 0.5 * (weights[:, None] * r * r).sum() + 0.5 * (prior * w * w).sum()
+def fit_cost(weights, prior, r, w, l1=None):
+    reg = 0.5 * (prior * w * w).sum() + (0.0 if l1 is None else (l1 * w).sum())
+    return 0.5 * (weights[:, None] * r * r).sum() + reg
 
 
 def bounded_step(A, g, w, lo, hi, fixed0, rounds: int = 4):
@@ -87,13 +88,14 @@ def bounded_step(A, g, w, lo, hi, fixed0, rounds: int = 4):
     return d
 
 
-def fit_lm_ref(tmpl, basis, weights, lo, hi, prior, pivot, obs, w, R, s, t, *,
+def fit_lm_ref(tmpl, basis, weights, lo, hi, prior, pivot, obs, w, R, s, t, *, l1=None,
                max_iters: int = 10, mu0: float = 1e-3, tol: float = 1e-6, max_trials: int = 6):
     """Twin of csrc/fit: bounded Levenberg-Marquardt per frame, written the
     plain way (explicit Jacobian, dense normal equations), in float64.
 
     Unknowns per frame: blendshape weights w (K) in [lo, hi] with a ridge
-    prior 0.5 * prior_k * w_k^2 toward neutral, head rotation R (updated
+    prior 0.5 * prior_k * w_k^2 and a linear (sparsity) prior l1_k * w_k
+    toward neutral, head rotation R (updated
     multiplicatively, R <- exp(skew(-d)) R), weak-perspective scale s and
     translation t (3). Landmark i has weight weights[i] on all 3 coordinates.
 
@@ -101,7 +103,9 @@ def fit_lm_ref(tmpl, basis, weights, lo, hi, prior, pivot, obs, w, R, s, t, *,
     obs (N, V, 3), initial w (N, K), R (N, 3, 3), s (N,), t (N, 3).
     Returns dict of w, R, s, t, cost (N,), iters (N,)."""
     dt = torch.float64
-    tmpl, basis, weights, lo, hi, prior, pivot, obs = (x.to(dt) for x in (tmpl, basis, weights, lo, hi, prior, pivot, obs))
+    l1 = torch.zeros_like(prior) if l1 is None else l1
+    tmpl, basis, weights, lo, hi, prior, l1, pivot, obs = (
+        x.to(dt) for x in (tmpl, basis, weights, lo, hi, prior, l1, pivot, obs))
     N, V = obs.shape[:2]
     K = basis.shape[0]
     M = K + 7
@@ -111,7 +115,7 @@ def fit_lm_ref(tmpl, basis, weights, lo, hi, prior, pivot, obs, w, R, s, t, *,
     for n in range(N):
         wn, Rn, sn, tn = w[n].to(dt).clone(), R[n].to(dt).clone(), s[n].to(dt).clone(), t[n].to(dt).clone()
         q, Y, r = fit_residual(tmpl, basis, pivot, obs[n], wn, Rn, sn, tn)
-        cost = fit_cost(weights, prior, r, wn)
+        cost = fit_cost(weights, prior, r, wn, l1)
         mu, it = mu0, 0
         for it in range(1, max_iters + 1):
             # Jacobian of r (V, 3) with respect to [w, d (rotation), s, t]: (V, 3, M)
@@ -124,7 +128,7 @@ def fit_lm_ref(tmpl, basis, weights, lo, hi, prior, pivot, obs, w, R, s, t, *,
             H = J.T @ (om[:, None] * J)
             g = J.T @ (om * r.reshape(-1))
             H[:K, :K] += torch.diag(prior)
-            g[:K] += prior * wn
+            g[:K] += prior * wn + l1
             at_bound = ((wn <= lo + 1e-7) & (g[:K] > 0)) | ((wn >= hi - 1e-7) & (g[:K] < 0))
             accepted = False
             for _ in range(max_trials):
@@ -137,7 +141,7 @@ def fit_lm_ref(tmpl, basis, weights, lo, hi, prior, pivot, obs, w, R, s, t, *,
                 cR = exp_so3(-d[K:K + 3]) @ Rn
                 cs, ct = sn - d[K + 3], tn - d[K + 4:]
                 cq, cY, cr = fit_residual(tmpl, basis, pivot, obs[n], cw, cR, cs, ct)
-                c_cost = fit_cost(weights, prior, cr, cw)
+                c_cost = fit_cost(weights, prior, cr, cw, l1)
                 if c_cost < cost:
                     accepted = True
                     mu = max(mu / 3.0, 1e-9)

@@ -4,7 +4,8 @@
 //   X_i = tmpl_i + sum_k w_k basis_k,i            (model frame, mm)
 //   Y_i = R (X_i - pivot) + pivot
 //   r_i = s * F * Y_i + t - obs_i,  F = diag(1, -1, -1)  (MediaPipe pixels)
-//   E   = 1/2 sum_i weights_i |r_i|^2 + 1/2 sum_k prior_k w_k^2,  lo <= w <= hi
+//   E   = 1/2 sum_i weights_i |r_i|^2 + sum_k (1/2 prior_k w_k^2 + l1_k w_k),  lo <= w <= hi
+//   (l1 is a sparsity prior: linear in w because the weights are bounded below by 0)
 //
 // Every block of J^T J that involves w is assembled from quantities that
 // depend only on the model and landmark weights (precomputed once, see
@@ -27,6 +28,7 @@ struct FitArgs {
   const float* lo = nullptr;       // (K,) lower bounds of w
   const float* hi = nullptr;       // (K,) upper bounds of w
   const float* prior = nullptr;    // (K,) ridge prior strength toward w = 0
+  const float* l1 = nullptr;       // (K,) linear (sparsity) prior per unit weight
   float pivot[3] = {0, 0, 0};      // head rotation centre, mm
   // ---- precomputed, float64 (sums over landmarks i with weights_i)
   const double* gram = nullptr;    // (K, K)    sum_i w_i B_k,i . B_j,i
@@ -80,7 +82,7 @@ inline int fit(const FitArgs& a, bool on_cuda) {
 
 inline int fit_validate(const FitArgs& a) {
   if (a.N < 0 || a.V <= 0 || a.K <= 0 || a.max_iters < 0 || a.max_trials <= 0) return kInvalidArgument;
-  const void* req[] = {a.tmpl, a.basis, a.weights, a.lo, a.hi, a.prior, a.gram, a.cross, a.bsum,
+  const void* req[] = {a.tmpl, a.basis, a.weights, a.lo, a.hi, a.prior, a.l1, a.gram, a.cross, a.bsum,
                        a.gram_t, a.cross_t, a.obs, a.w, a.rot, a.scale, a.trans, a.cost, a.iters};
   for (const void* p : req)
     if (!p) return kInvalidArgument;

@@ -98,7 +98,7 @@ double residuals(const FitArgs& a, const float* obs, const float* X, const Pose&
     e += a.weights[i] * (r0 * r0 + r1 * r1 + r2 * r2);
   }
   e *= 0.5;
-  for (int64_t k = 0; k < a.K; ++k) e += 0.5 * a.prior[k] * double(w[k]) * double(w[k]);
+  for (int64_t k = 0; k < a.K; ++k) e += (0.5 * a.prior[k] * double(w[k]) + a.l1[k]) * double(w[k]);
   return e;
 }
 
@@ -190,7 +190,7 @@ void assemble(const FitArgs& a, const float* w, const Pose& P, const float* X, c
       const double Ft[3] = {P.t[0], -P.t[1], -P.t[2]};
       mat_t_vec(R, Ft, RtFt);
       g[j] = s * (s * (a.gram_t[j] - dot3(bs, p) + gw + dot3(bs, Rtp)) + dot3(bs, RtFt) - tr) +
-             a.prior[j] * double(w[j]);
+             a.prior[j] * double(w[j]) + a.l1[j];
     }
     double Rv[3];
     mat_vec(R, v, Rv);

@@ -32,7 +32,7 @@ def _objective(fm, obs, w, d, s, t, R0):
     p = torch.tensor(fm.pivot)
     Y = (X - p) @ R.T + p
     r = s * torch.tensor(FLIP) * Y + t - obs
-    return 0.5 * (fm.weights[:, None] * r * r).sum() + 0.5 * (fm.prior * w * w).sum()
+    return 0.5 * (fm.weights[:, None] * r * r).sum() + 0.5 * (fm.prior * w * w).sum() + (fm.l1 * w).sum()
 
 
 def adam_frame(fm, obs, init, target: float, max_steps: int = 3000) -> tuple[int, float]:

@@ -36,12 +36,14 @@ class FitModel:
     lo: torch.Tensor        # (K,) float32 lower bounds
     hi: torch.Tensor        # (K,) float32 upper bounds
     prior: torch.Tensor     # (K,) float32 ridge prior toward neutral
+    l1: torch.Tensor        # (K,) float32 linear (sparsity) prior per unit weight
     pivot: tuple            # (3,) head rotation centre, mm
     gram: torch.Tensor      # (K, K) float64
     cross: torch.Tensor     # (K, K, 3) float64
     bsum: torch.Tensor      # (K, 3) float64
     gram_t: torch.Tensor    # (K,) float64
     cross_t: torch.Tensor   # (K, 3) float64
+    bw: np.ndarray          # (K, V, 3) float64 weighted basis (CPU cache for with_template)
 
     @property
     def K(self) -> int:
@@ -52,7 +54,7 @@ class FitModel:
         return self.tmpl.shape[0]
 
     @classmethod
-    def build(cls, tmpl, basis, weights, lo, hi, prior, pivot) -> "FitModel":
+    def build(cls, tmpl, basis, weights, lo, hi, prior, pivot, l1=None) -> "FitModel":
         f32 = lambda x: torch.as_tensor(np.asarray(x), dtype=torch.float32).contiguous()  # noqa: E731
         basis_t, w_t = f32(basis), f32(weights)
         B = basis_t.double()  # (K, V, 3)
@@ -64,26 +66,28 @@ class FitModel:
         cross = torch.linalg.cross(Bw[:, None], B[None, :], dim=-1).sum(2).contiguous()  # (K, K, 3)
         bsum = Bw.sum(1).contiguous()
         lo_t, hi_t, prior_t = f32(lo), f32(hi), f32(prior)
-        m = cls(f32(tmpl), basis_t, w_t, lo_t, hi_t, prior_t, tuple(float(x) for x in pivot),
-                gram, cross, bsum, torch.zeros(0), torch.zeros(0))
+        l1_t = torch.zeros_like(prior_t) if l1 is None else f32(l1)
+        m = cls(f32(tmpl), basis_t, w_t, lo_t, hi_t, prior_t, l1_t, tuple(float(x) for x in pivot),
+                gram, cross, bsum, torch.zeros(0), torch.zeros(0), Bw.numpy())
         return m.with_template(tmpl)
 
     def with_template(self, tmpl) -> "FitModel":
         """Same model with another neutral (e.g. a newly estimated identity)."""
-        T = torch.as_tensor(np.asarray(tmpl), dtype=torch.float32).contiguous()
-        Bw = self.basis.double() * self.weights.double()[None, :, None]
-        Td = T.double()
-        gram_t = torch.einsum("kvc,vc->k", Bw, Td).contiguous()
-        cross_t = torch.linalg.cross(Td[None].expand_as(Bw), Bw, dim=-1).sum(1).contiguous()  # (K, 3)
-        return replace(self, tmpl=T, gram_t=gram_t, cross_t=cross_t)
+        T = np.asarray(tmpl, np.float64)
+        gram_t = np.tensordot(self.bw, T, 2)                                   # (K,)
+        cross_t = np.cross(T[None], self.bw).sum(1)                           # (K, 3) sum_i T_i x Bw_k,i
+        dev = self.tmpl.device
+        return replace(self, tmpl=torch.as_tensor(T, dtype=torch.float32).contiguous().to(dev),
+                       gram_t=torch.from_numpy(gram_t).contiguous().to(dev),
+                       cross_t=torch.from_numpy(np.ascontiguousarray(cross_t)).to(dev))
 
     def to(self, device) -> "FitModel":
-        kw = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in self.__dict__.items()}
+        kw = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in self.__dict__.items()}  # bw stays on CPU
         return FitModel(**kw)
 
     def addresses(self) -> dict:
         d = {k: getattr(self, k).data_ptr() for k in
-             ("tmpl", "basis", "weights", "lo", "hi", "prior", "gram", "cross", "bsum", "gram_t", "cross_t")}
+             ("tmpl", "basis", "weights", "lo", "hi", "prior", "l1", "gram", "cross", "bsum", "gram_t", "cross_t")}
         d["pivot"] = list(self.pivot)
         return d
 

@@ -36,9 +36,15 @@ class FitConfig:
     # Stop when an iteration lowers the cost by less than this fraction.
     tol: float = 3e-3
     # Ridge toward neutral, as a fraction of each blendshape's own effect
-    # (s^2 * its Gram diagonal): resolves near-degenerate shape pairs
-    # (pucker/funnel, squint/cheekSquint) at ~4% more landmark error.
-    prior: float = 0.03
+    # (s^2 * its Gram diagonal); small, for conditioning only: a quadratic
+    # prior favours spreading motion over many small shapes.
+    prior: float = 0.01
+    # Sparsity prior, linear in the (non-negative) weights and proportional
+    # to each shape's norm (s^2 * sqrt(Gram diagonal) * l1, l1 in mm): by the
+    # triangle inequality one shape that explains a motion never costs more
+    # than several that add up to it, so the fit prefers the shape whose name
+    # describes the motion, and unused weights sit exactly at 0.
+    l1: float = 1.0
     # Iterations for a frame with no previous solution (first frame, after a loss).
     cold_iters: int = 12
     # Valid frames used to estimate identity, spread over the first
@@ -129,6 +135,9 @@ class FaceFitter:
         self._ex_slice = self.model.slices["expression"]
         self._rot_slice = self.model.slices["rotation"]
         self._basis64 = self.model.blendshapes.astype(np.float64)
+        self._id_basis64 = self.model.identity_basis.astype(np.float64)
+        om = self._base.weights.double().numpy()
+        self._id_gram = np.einsum("ivc,v,jvc->ij", self._id_basis64, om, self._id_basis64)  # (I, I)
         self.reset()
 
     # ----------------------------------------------------------------- state
@@ -180,8 +189,10 @@ class FaceFitter:
         from dataclasses import replace
 
         s2 = (scale or 1.0) ** 2
-        prior = (self.cfg.prior * s2 * torch.diagonal(fm.gram)).float().contiguous()
-        return replace(fm, prior=prior)
+        G = torch.diagonal(fm.gram)
+        prior = (self.cfg.prior * s2 * G).float().contiguous()
+        l1 = (self.cfg.l1 * s2 * torch.sqrt(G)).float().contiguous()
+        return replace(fm, prior=prior, l1=l1)
 
     def _solve(self, obs: np.ndarray, init, iters: int):
         w, R, s, t = init
@@ -203,33 +214,28 @@ class FaceFitter:
         per-vertex neutral correction and, on the final estimate, the
         resting-face calibration."""
         m = self.model
-        Bid = torch.tensor(m.identity_basis, dtype=torch.float64)        # (I, V, 3)
-        Bex = torch.tensor(m.blendshapes, dtype=torch.float64)           # (K, V, 3)
-        T0 = torch.tensor(m.template, dtype=torch.float64)
-        om = self._base.weights.double()
-        p = torch.tensor(self._fm.pivot, dtype=torch.float64)
-        F = torch.tensor([1.0, -1.0, -1.0], dtype=torch.float64)
-        I = Bid.shape[0]
+        Bid = self._id_basis64                                            # (I, V, 3)
+        om = self._base.weights.double().numpy()
+        p = np.asarray(self._fm.pivot)
+        F = np.array([1.0, -1.0, -1.0])
+        lo, hi = m.param_bounds()
         for _ in range(2):
-            A = torch.zeros(I, I, dtype=torch.float64)
-            b = torch.zeros(I, dtype=torch.float64)
-            scale2 = 0.0
+            # J_f = s F R Bid, so J_f^T W J_f = s^2 G_id (rotation-invariant) and
+            # J_f^T W r_f = s Bid . (W R^T F r_f): one small tensordot per frame.
+            A = np.zeros_like(self._id_gram)
+            b = np.zeros(len(Bid))
             for lmk, w, R, s, t in self._id_buffer:
-                R, s, t, w = R[0].double(), float(s[0]), t[0].double(), w[0].double()
-                X0 = T0 + torch.einsum("k,kvc->vc", w, Bex)
-                r0 = s * F * ((X0 - p) @ R.T + p) + t - torch.from_numpy(lmk).double()   # (V, 3)
-                J = s * F[None, :, None] * torch.einsum("ab,ivb->vai", R, Bid)          # (V, 3, I)
-                Jw = J * om[:, None, None]
-                A += torch.einsum("vai,vaj->ij", Jw, J)
-                b -= torch.einsum("vai,va->i", Jw, r0)
-                scale2 += s * s
-            G = torch.einsum("ivc,v,jvc->ij", Bid, om, Bid)
-            A += self.cfg.identity_prior * (scale2 / len(self._id_buffer)) * torch.diag(torch.diagonal(G)) * len(self._id_buffer)
-            ident = torch.linalg.solve(A, b)
-            lo, hi = m.param_bounds()
-            ident = ident.clamp(float(lo[self._id_slice][0]), float(hi[self._id_slice][0]))
-            self.identity = ident.float().numpy()
-            tmpl = (T0 + torch.einsum("i,ivc->vc", ident, Bid)).float().numpy()
+                R, s, t, w = R[0].double().numpy(), float(s[0]), t[0].double().numpy(), w[0].double().numpy()
+                X0 = self.model.template + np.tensordot(w, self._basis64, 1)
+                r0 = s * F * ((X0 - p) @ R.T + p) + t - lmk                # (V, 3)
+                A += s * s * self._id_gram
+                b -= s * np.tensordot(Bid, (om[:, None] * (F * r0)) @ R, 2)
+            n = len(self._id_buffer)
+            mean_s2 = A[0, 0] / self._id_gram[0, 0] / n
+            A += self.cfg.identity_prior * mean_s2 * n * np.diag(np.diag(self._id_gram))
+            ident = np.clip(np.linalg.solve(A, b), lo[self._id_slice], hi[self._id_slice])
+            self.identity = ident.astype(np.float32)
+            tmpl = (self.model.template + np.tensordot(ident, Bid, 1)).astype(np.float32)
             self._fm = self._fm.with_template(tmpl)
             self._id_buffer = [(lmk, *self._solve(lmk, (w, R, s, t), self.cfg.cold_iters))
                                for lmk, w, R, s, t in self._id_buffer]
