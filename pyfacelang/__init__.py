@@ -8,6 +8,15 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+import os as _os
+
+# Library noise on stderr would break the one-line error contract: OpenCV's
+# ffmpeg backend prints its own messages for corrupt files, MediaPipe logs
+# through glog. Users can still override these before importing pyfacelang.
+_os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+_os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+_os.environ.setdefault("GLOG_minloglevel", "2")
+
 from .errors import FaceLangError  # noqa: E402
 
 

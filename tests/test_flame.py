@@ -175,12 +175,16 @@ def test_load_pickle_converts_stubs(tmp_path, fake_official_modules, monkeypatch
     assert type(d["shapedirs"]) is np.ndarray and type(d["J_regressor"]) is np.ndarray
     np.testing.assert_array_equal(d["shapedirs"], arrays["shapedirs"])
     np.testing.assert_array_equal(d["J_regressor"], arrays["J_regressor"])  # densified csc
-    # a Ch whose state has no 'x': the first ndarray value is taken; nested containers converted
-    monkeypatch.setattr(sys.modules["chumpy.ch"], "Ch", FakeChNoX)
-    buf = pickle.dumps({"k": [FakeChNoX(np.arange(3.0)), (FakeCsc(np.eye(2)),)]}, protocol=2)
+    # nested containers are converted
+    buf = pickle.dumps({"k": [FakeCh(np.arange(3.0)), (FakeCsc(np.eye(2)),)]}, protocol=2)
     out = load_pickle(io.BytesIO(buf))
     np.testing.assert_array_equal(out["k"][0], np.arange(3.0))
     np.testing.assert_array_equal(out["k"][1][0], np.eye(2))
+    # a Ch whose state has no 'x' is an error (no guessing from other keys)
+    monkeypatch.setattr(sys.modules["chumpy.ch"], "Ch", FakeChNoX)
+    buf = pickle.dumps({"k": FakeChNoX(np.arange(3.0))}, protocol=2)
+    with pytest.raises(ModelFileError, match=r"chumpy\.ch\.Ch object has no 'x'"):
+        load_pickle(io.BytesIO(buf))
 
 
 def test_param_layout_and_split(tmp_path):

@@ -18,7 +18,10 @@ axis-angle rotations (radians) of the five FLAME joints in kinematic order
 """
 from __future__ import annotations
 
+import math
+import operator
 import os
+import zipfile
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 import numpy as np
@@ -27,7 +30,8 @@ import torch
 from ..errors import FaceLangError, ModelFileError
 from .base import NUM_MEDIAPIPE_LANDMARKS, FaceModel
 from .rotation import axis_angle_to_matrix
-from .safe_pickle import load_npy_pickled, load_pickle
+from . import safe_pickle
+from .safe_pickle import load_npy_pickled, load_pickle, read_npy_header
 
 PathLike = Union[str, "os.PathLike[str]"]
 Embedding = Union[PathLike, Mapping[str, Any]]
@@ -42,20 +46,56 @@ _ROOT_PARENTS = (4294967295, -1)
 
 
 # ------------------------------------------------------------------ file I/O
+def _read_npz(source: str, what: str) -> Dict[str, Any]:
+    """The arrays of an ``.npz`` without pickle: each member's ``.npy`` header is
+    checked (plain dtype, size within the loader's limits) before its data is
+    read, so a small (compressed) file cannot make us allocate gigabytes."""
+    out: Dict[str, Any] = {}
+    total = 0
+    with zipfile.ZipFile(source) as zf:
+        for info in zf.infolist():
+            name = info.filename
+            with zf.open(info) as fp:
+                shape, fortran, dtype = read_npy_header(fp)
+                if dtype.hasobject:
+                    raise ModelFileError(f"{what} '{source}': member '{name}' is an object array, which "
+                                         f"cannot be read from an .npz without pickle")
+                count = math.prod(shape)
+                nbytes = count * dtype.itemsize
+                total += nbytes
+                if (count > safe_pickle.MAX_ARRAY_ELEMENTS or nbytes > safe_pickle.MAX_ARRAY_BYTES
+                        or total > safe_pickle.MAX_TOTAL_BYTES):
+                    raise ModelFileError(f"{what} '{source}': member '{name}' of shape {tuple(shape)} "
+                                         f"({nbytes} bytes) is over the size limit")
+                raw = fp.read(nbytes)
+                if len(raw) != nbytes:
+                    raise ModelFileError(f"{what} '{source}': member '{name}' is truncated "
+                                         f"({len(raw)} of {nbytes} bytes)")
+            arr = np.frombuffer(raw, dtype=dtype, count=count) if count else np.empty(0, dtype)
+            out[name[:-4] if name.endswith(".npy") else name] = \
+                arr.reshape(shape, order="F" if fortran else "C").copy(order="K")
+    return out
+
+
 def _read_mapping(path: PathLike, what: str) -> Dict[str, Any]:
     """Read a dict of arrays from ``.npz``, a (safe) pickle or a pickled ``.npy``,
     sniffing the format from the file's first bytes."""
     source = os.fspath(path)
     if not os.path.isfile(source):
         raise ModelFileError(f"{what} '{source}' not found")
-    with open(source, "rb") as fp:
-        head = fp.read(6)
+    try:
+        with open(source, "rb") as fp:
+            head = fp.read(6)
+    except OSError as exc:
+        raise ModelFileError(f"{what} '{source}' cannot be read ({exc.strerror or exc})") from None
     if head.startswith(b"PK"):  # zip archive: .npz
         try:
-            with np.load(source, allow_pickle=False) as z:
-                data: Any = {k: z[k] for k in z.files}
-        except ValueError as exc:  # an object array inside an .npz needs pickle: refuse
-            raise ModelFileError(f"{what} '{source}': cannot read .npz without pickle ({exc})") from None
+            data: Any = _read_npz(source, what)
+        except ModelFileError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - corrupt zip/.npy members: BadZipFile, ValueError, zlib, ...
+            msg = " ".join(str(exc).split())[:200]
+            raise ModelFileError(f"{what} '{source}': not a readable .npz ({type(exc).__name__}: {msg})") from None
     elif head == b"\x93NUMPY":
         data = load_npy_pickled(source)
     else:
@@ -89,9 +129,20 @@ def _get(data: Mapping[str, Any], key: str, source: str, expected: Tuple[Optiona
             raise ModelFileError(f"{what} '{source}': key '{key}' has dtype {arr.dtype}, expected floats")
         if not np.all(np.isfinite(arr)):
             raise ModelFileError(f"{what} '{source}': key '{key}' contains NaN or infinite values")
+        arr = arr.astype(np.float64, copy=False)  # float16/longdouble too (torch takes neither everywhere)
     elif arr.dtype.kind not in "iu":
         raise ModelFileError(f"{what} '{source}': key '{key}' has dtype {arr.dtype}, expected integers")
     return arr
+
+
+def _count_arg(name: str, value: Any) -> int:
+    """An integer argument (int or numpy integer, not bool/float)."""
+    if isinstance(value, bool):
+        raise FaceLangError(f"{name} must be an integer, got {value!r}")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise FaceLangError(f"{name} must be an integer, got {value!r}") from None
 
 
 def _parents_from_kintree(kintree: np.ndarray, source: str) -> np.ndarray:
@@ -161,23 +212,26 @@ class FlameModel(FaceModel):
 
         # ---- split the blendshapes into identity / expression
         N = shapedirs.shape[2]
-        if N > OFFICIAL_NUM_SHAPE:
-            file_shape = OFFICIAL_NUM_SHAPE
-            n_shape = file_shape if num_shape is None else int(num_shape)
-        else:
-            if num_shape is None:
-                raise FaceLangError(
-                    f"FLAME model '{source}' has only {N} blendshapes (official files have "
-                    f"{OFFICIAL_NUM_SHAPE} shape + 100 expression); pass num_shape= to say how many "
-                    f"of them are identity")
-            file_shape = n_shape = int(num_shape)
+        official = N > OFFICIAL_NUM_SHAPE  # first 300 identity, the rest expression
+        if num_shape is None and not official:
+            raise FaceLangError(
+                f"FLAME model '{source}' has only {N} blendshapes (official files have "
+                f"{OFFICIAL_NUM_SHAPE} shape + 100 expression); pass num_shape= to say how many "
+                f"of them are identity")
+        max_shape = OFFICIAL_NUM_SHAPE if official else N
+        n_shape = max_shape if num_shape is None else _count_arg("num_shape", num_shape)
+        if not 0 <= n_shape <= max_shape:
+            layout = (f"the first {OFFICIAL_NUM_SHAPE} of its {N} blendshapes are identity" if official
+                      else f"it has {N} blendshapes")
+            raise FaceLangError(f"num_shape={n_shape} is not allowed for '{source}': {layout}, so "
+                                f"num_shape must be between 0 and {max_shape}")
+        file_shape = OFFICIAL_NUM_SHAPE if official else n_shape
         file_exp = N - file_shape
-        n_exp = file_exp if num_expression is None else int(num_expression)
-        if not 0 <= n_shape <= file_shape:
-            raise FaceLangError(f"num_shape={n_shape} is outside [0, {file_shape}] for '{source}'")
+        n_exp = file_exp if num_expression is None else _count_arg("num_expression", num_expression)
         if not 0 <= n_exp <= file_exp:
-            raise FaceLangError(f"num_expression={n_exp} is outside [0, {file_exp}] for '{source}' "
-                                f"({N} blendshapes, {file_shape} identity)")
+            raise FaceLangError(f"num_expression={n_exp} is not allowed for '{source}': of its {N} "
+                                f"blendshapes {file_shape} are identity and {file_exp} expression, so "
+                                f"num_expression must be between 0 and {file_exp}")
         self.num_shape, self.num_expression = n_shape, n_exp
         cols = np.r_[np.arange(n_shape), file_shape + np.arange(n_exp)]
 
