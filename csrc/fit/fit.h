@@ -64,9 +64,12 @@ int fit_cuda(const FitArgs& a);
 #endif
 
 // Size of the CUDA scratch buffer in doubles.
+// Per frame (fit_cuda.cu::carve): H, A (M*M each); g, d, gf, df, cw, cand (M each);
+// obs moments (9K); points and residuals, current and candidate (4 * 3V);
+// two index arrays (M longs) and two flag arrays (M bytes each), with slack.
 inline int64_t fit_cuda_scratch_doubles(int64_t N, int64_t V, int64_t K) {
   const int64_t M = K + 7;
-  return N * (2 * M * M + 6 * M + 4 * V * 3 + 16);
+  return N * (2 * M * M + 6 * M + 9 * K + 12 * V + 2 * M + (M + 7) / 8 + (M + 7) / 8 + 8);
 }
 
 inline int fit(const FitArgs& a, bool on_cuda) {

@@ -22,12 +22,16 @@ struct Work {
   std::vector<float> cX, cr;           // candidate model points / residuals
   std::vector<unsigned char> active;   // (K) bound-active flags
   std::vector<unsigned char> fixed;    // (K+7) variables held fixed in the current solve
-  std::vector<int64_t> free;           // indices of the variables being solved for
-  std::vector<int64_t> clamped;        // weights fixed at a bound within this step
-  std::vector<double> gf, df;          // gradient and step restricted to them
+  std::vector<long> free, clamped;     // free variables / weights clamped within a step
+  std::vector<double> gf, df;          // gradient and step restricted to the free variables
+  StepWork step;                       // raw views of the above for bounded_step (so no copies)
+  Work(const Work&) = delete;
+  Work& operator=(const Work&) = delete;
   explicit Work(int64_t V, int64_t K)
       : X(V * 3), r(V * 3), u(3 * ((V * 3 + 47) / 48 * 48)), N(9 * K), H((K + 7) * (K + 7)), A((K + 7) * (K + 7)), g(K + 7), d(K + 7),
-        cw(K), cX(V * 3), cr(V * 3), active(K), fixed(K + 7), free(K + 7), clamped(K + 7), gf(K + 7), df(K + 7) {}
+        cw(K), cX(V * 3), cr(V * 3), active(K), fixed(K + 7), free(K + 7), clamped(K + 7), gf(K + 7), df(K + 7) {
+    step = {A.data(), gf.data(), df.data(), d.data(), active.data(), fixed.data(), free.data(), clamped.data()};
+  }
 };
 
 // X = tmpl + sum_k w_k basis_k (k-outer: streams each basis row once).
@@ -202,48 +206,8 @@ void assemble(const FitArgs& a, const float* w, const Pose& P, const float* X, c
   }
 }
 
-// Twin of _reference.bounded_step: solve (H + mu diag(H)) d = g over the free
-// variables; weights flagged in wk.active keep d = 0, and a free weight whose
-// step would leave [lo, hi] is fixed at that bound (d = w - bound) and the
-// others re-solved, up to 4 rounds. Returns false if not positive definite.
-bool bounded_step(const FitArgs& a, const double* H, const double* g, const float* w, double mu, Work& wk) {
-  const int64_t K = a.K, M = K + 7;
-  std::fill(wk.d.begin(), wk.d.end(), 0.0);
-  for (int64_t k = 0; k < K; ++k) wk.fixed[k] = wk.active[k];
-  for (int64_t m = K; m < M; ++m) wk.fixed[m] = 0;
-  for (int round = 0; round < 4; ++round) {
-    int64_t nf = 0, nc = 0;
-    for (int64_t m = 0; m < M; ++m) {
-      if (!wk.fixed[m]) wk.free[nf++] = m;
-      else if (wk.d[m] != 0.0) wk.clamped[nc++] = m;  // fixed at a bound this step
-    }
-    for (int64_t i = 0; i < nf; ++i) {
-      const double* Hrow = H + wk.free[i] * M;
-      double rhs = g[wk.free[i]];
-      for (int64_t c = 0; c < nc; ++c) rhs -= Hrow[wk.clamped[c]] * wk.d[wk.clamped[c]];  // off-diagonal: undamped
-      wk.gf[i] = rhs;
-      for (int64_t j = 0; j < nf; ++j) wk.A[i * nf + j] = Hrow[wk.free[j]];
-      wk.A[i * nf + i] += mu * (Hrow[wk.free[i]] + 1e-9);
-    }
-    if (!cholesky_solve(wk.A.data(), wk.gf.data(), wk.df.data(), nf)) return false;
-    for (int64_t i = 0; i < nf; ++i) wk.d[wk.free[i]] = wk.df[i];
-    bool out = false;
-    for (int64_t k = 0; k < K; ++k) {
-      if (wk.fixed[k]) continue;
-      const double nw = double(w[k]) - wk.d[k];
-      if (nw < a.lo[k] || nw > a.hi[k]) {
-        wk.d[k] = double(w[k]) - (nw < a.lo[k] ? a.lo[k] : a.hi[k]);
-        wk.fixed[k] = 1;
-        out = true;
-      }
-    }
-    if (!out) break;
-  }
-  return true;
-}
-
 void fit_frame(const FitArgs& a, int64_t n, Work& wk) {
-  const int64_t K = a.K, M = K + 7;
+  const int64_t K = a.K;
   const float* obs = a.obs + n * a.V * 3;
   float* w = a.w + n * K;
   if (a.chain && n > 0) {  // warm start from the previous frame's solution
@@ -268,7 +232,7 @@ void fit_frame(const FitArgs& a, int64_t n, Work& wk) {
     double c_cost = cost;
     Pose cP;
     for (int trial = 0; trial < a.max_trials; ++trial) {
-      if (!bounded_step(a, H, g, w, mu, wk)) {
+      if (!bounded_step(K, a.lo, a.hi, H, g, w, mu, wk.step)) {
         mu *= 4.0;
         continue;
       }

@@ -105,4 +105,58 @@ FL_HD inline bool cholesky_solve(double* A, const double* b, double* x, long M) 
   return true;
 }
 
+// Scratch for bounded_step, as raw pointers so the CPU and CUDA paths share it.
+struct StepWork {
+  double* A;               // (M*M) damped free-variable system
+  double* gf;              // (M) right-hand side over free variables
+  double* df;              // (M) its solution
+  double* d;               // (M) full step (out)
+  unsigned char* active;   // (K) weights at a bound with the gradient pushing out (in)
+  unsigned char* fixed;    // (M) variables held fixed in the current solve
+  long* free_idx;          // (M) indices of the free variables
+  long* clamped;           // (M) weights fixed at a bound within this step
+};
+
+// Twin of _reference.bounded_step: solve (H + mu diag(H)) d = g over the free
+// variables; weights flagged `active` keep d = 0, and a free weight whose step
+// would leave [lo, hi] is fixed at that bound (d = w - bound) and the others
+// re-solved, up to 4 rounds. Returns false if the system is not positive definite.
+FL_HD inline bool bounded_step(long K, const float* lo, const float* hi, const double* H, const double* g,
+                               const float* w, double mu, StepWork& s) {
+  const long M = K + 7;
+  for (long m = 0; m < M; ++m) {
+    s.d[m] = 0.0;
+    s.fixed[m] = m < K ? s.active[m] : 0;
+  }
+  for (int round = 0; round < 4; ++round) {
+    long nf = 0, nc = 0;
+    for (long m = 0; m < M; ++m) {
+      if (!s.fixed[m]) s.free_idx[nf++] = m;
+      else if (s.d[m] != 0.0) s.clamped[nc++] = m;
+    }
+    for (long i = 0; i < nf; ++i) {
+      const double* Hrow = H + s.free_idx[i] * M;
+      double rhs = g[s.free_idx[i]];
+      for (long c = 0; c < nc; ++c) rhs -= Hrow[s.clamped[c]] * s.d[s.clamped[c]];  // off-diagonal: undamped
+      s.gf[i] = rhs;
+      for (long j = 0; j < nf; ++j) s.A[i * nf + j] = Hrow[s.free_idx[j]];
+      s.A[i * nf + i] += mu * (Hrow[s.free_idx[i]] + 1e-9);
+    }
+    if (!cholesky_solve(s.A, s.gf, s.df, nf)) return false;
+    for (long i = 0; i < nf; ++i) s.d[s.free_idx[i]] = s.df[i];
+    bool out = false;
+    for (long k = 0; k < K; ++k) {
+      if (s.fixed[k]) continue;
+      const double nw = double(w[k]) - s.d[k];
+      if (nw < lo[k] || nw > hi[k]) {
+        s.d[k] = double(w[k]) - (nw < lo[k] ? lo[k] : hi[k]);
+        s.fixed[k] = 1;
+        out = true;
+      }
+    }
+    if (!out) break;
+  }
+  return true;
+}
+
 }  // namespace facelang
