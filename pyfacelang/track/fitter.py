@@ -122,7 +122,10 @@ class FaceFitter:
                 res = fitter.process(lmk, t)       # FitResult
     """
 
-    def __init__(self, model=None, config: FitConfig | None = None):
+    def __init__(self, model=None, config: FitConfig | None = None, landmark_mask=None):
+        """landmark_mask: optional (478,) bool, the landmarks that are observed
+        (e.g. the 105 of FLAME's MediaPipe embedding when retargeting); the
+        others get zero weight and may hold any finite value."""
         from ..face import load_model
 
         self.model = load_model("builtin") if model is None else model
@@ -130,7 +133,12 @@ class FaceFitter:
             raise FaceLangError("FaceFitter fits the built-in rig; FLAME users retarget with "
                                 "pyfacelang.track.retarget (FLAME -> ARKit-52)")
         self.cfg = config or FitConfig()
-        self._base = rig_fit_model(self.model)
+        from .fit_model import landmark_weights
+
+        self.mask = np.ones(NUM_LANDMARKS, bool) if landmark_mask is None else np.asarray(landmark_mask, bool)
+        if self.mask.shape != (NUM_LANDMARKS,) or self.mask.sum() < 20:
+            raise ShapeError("landmark_mask must be (478,) bool with at least 20 observed landmarks")
+        self._base = rig_fit_model(self.model, weights=landmark_weights(self.model) * self.mask)
         self._id_slice = self.model.slices["identity"]
         self._ex_slice = self.model.slices["expression"]
         self._rot_slice = self.model.slices["rotation"]
@@ -201,14 +209,14 @@ class FaceFitter:
         return out[:4]
 
     def _cold_start(self, obs: np.ndarray):
-        R, s, t = rigid_init(self._fm.tmpl.numpy(), obs, self._fm.pivot)
+        R, s, t = rigid_init(self._fm.tmpl.numpy()[self.mask], obs[self.mask], self._fm.pivot)
         self._fm = self._with_prior(self._fm, s)
         K = self._fm.K
         init = (torch.zeros(1, K), torch.tensor(R, dtype=torch.float32)[None], torch.tensor([s], dtype=torch.float32),
                 torch.tensor(t, dtype=torch.float32)[None])
         return self._solve(obs, init, self.cfg.cold_iters)
 
-    def _estimate_identity(self, final: bool = False) -> None:
+    def _estimate_identity(self, final: bool = False, span: bool = False) -> None:
         """Linear least squares for identity given each buffered frame's pose
         and expression, then a refit of those frames (twice); then the
         per-vertex neutral correction and, on the final estimate, the
@@ -239,8 +247,9 @@ class FaceFitter:
             self._fm = self._fm.with_template(tmpl)
             self._id_buffer = [(lmk, *self._solve(lmk, (w, R, s, t), self.cfg.cold_iters))
                                for lmk, w, R, s, t in self._id_buffer]
-        if self.cfg.personalize > 0 and len(self._id_buffer) >= 3:
-            self.neutral = (tmpl + self.cfg.personalize * self._neutral_correction(tmpl)).astype(np.float64)
+        if self.cfg.personalize > 0 and (len(self._id_buffer) >= 3 or span):
+            keep = 1.0 if span else self.cfg.personalize
+            self.neutral = (tmpl + keep * self._neutral_correction(tmpl, span)).astype(np.float64)
             self._fm = self._fm.with_template(self.neutral)
             self._id_buffer = [(lmk, *self._solve(lmk, (w, R, s, t), self.cfg.cold_iters))
                                for lmk, w, R, s, t in self._id_buffer]
@@ -256,9 +265,31 @@ class FaceFitter:
             self._id_buffer = [(lmk, *self._solve(lmk, (w - torch.from_numpy(wmin).float(), R, s, t), self.cfg.cold_iters))
                                for lmk, w, R, s, t in self._id_buffer]
 
-    def _neutral_correction(self, tmpl: np.ndarray) -> np.ndarray:
+    def calibrate_neutral(self, landmarks) -> None:
+        """Calibrate identity on landmarks known to show a neutral face (e.g.
+        another model's neutral when retargeting): the identity solve and the
+        per-vertex correction run with every expression weight held at 0, and
+        the correction keeps its blendshape-span part (nothing there is
+        expression). Identity is then frozen; call before the first frame."""
+        from dataclasses import replace
+
+        obs = _check_landmarks(landmarks)
+        self.reset()
+        free_hi = self._fm.hi
+        self._fm = replace(self._fm, hi=torch.zeros_like(free_hi))      # expression pinned at 0
+        try:
+            self._id_buffer = [(obs, *self._cold_start(obs))]
+            self._estimate_identity(span=True)
+        finally:
+            self._fm = replace(self._fm, hi=free_hi)
+        self.identity_frozen = True
+        self._id_buffer = []
+        self._next_id_time = np.inf
+
+    def _neutral_correction(self, tmpl: np.ndarray, span: bool = False) -> np.ndarray:
         """(V, 3) median head-frame residual of the buffered frames, minus its
-        weighted least-squares projection on the blendshape span."""
+        weighted least-squares projection on the blendshape span (kept when
+        `span`: the frames are known to be neutral)."""
         p = np.asarray(self._fm.pivot)
         F = np.array([1.0, -1.0, -1.0])
         basis = self._fm.basis.double().numpy()                     # (K, V, 3)
@@ -267,9 +298,11 @@ class FaceFitter:
             Y = F * (lmk - t[0].numpy()) / float(s[0])              # observed, in the model frame
             X = (Y - p) @ R[0].double().numpy() + p                 # undo the head rotation
             D.append(X - (tmpl + np.tensordot(w[0].double().numpy(), basis, 1)))
-        delta = np.median(np.stack(D), 0)                           # (V, 3)
+        delta = np.median(np.stack(D), 0) * self.mask[:, None]      # (V, 3); none where unobserved
         om = self._fm.weights.double().numpy()
         G = torch.as_tensor(self._fm.gram).numpy()
+        if span:
+            return delta.astype(np.float32)
         coef = np.linalg.solve(G + 1e-6 * np.eye(len(G)), np.einsum("kvc,v,vc->k", basis, om, delta))
         return (delta - np.tensordot(coef, basis, 1)).astype(np.float32)
 
@@ -326,7 +359,7 @@ class FaceFitter:
         fitted = self.project(params, cam)
         # the fit's own accuracy: unfiltered solution against this frame's landmarks
         raw_fit = self.project(self._params(w.numpy(), R.numpy(), self.identity), np.array([s.item(), *tr.numpy()]))
-        residual = float(np.linalg.norm(raw_fit[:, :2] - obs[:, :2], axis=1).mean())
+        residual = float(np.linalg.norm(raw_fit[self.mask, :2] - obs[self.mask, :2], axis=1).mean())
         return FitResult(params, residual, True, cam.astype(np.float32), fitted)
 
     def vertices(self, params: np.ndarray) -> np.ndarray:
@@ -356,8 +389,11 @@ def fit_sequence(landmarks, fps: float, config: FitConfig | None = None, model=N
     frame in order with the frozen identity. landmarks: sequence of (478, 3)
     arrays or None (no face). `fitter`: use this FaceFitter (it is reset)."""
     fitter = fitter or FaceFitter(model, config)
-    fitter.reset()
     frames = list(landmarks)
+    if fitter.identity_frozen:  # calibrated already (calibrate_neutral): just fit
+        fitter.rewind()
+        return [fitter.process(lmk, i / fps) for i, lmk in enumerate(frames)]
+    fitter.reset()
     for i, lmk in enumerate(frames):
         if fitter.identity_frozen:
             break
