@@ -103,12 +103,26 @@ def cmd_render(args) -> int:
     return 0
 
 
+def _load_flame_with_embedding(args):
+    """FLAME from --flame-path with its MediaPipe embedding (--flame-embedding,
+    default: mediapipe_landmark_embedding.npz next to the model file)."""
+    from .face import load_model
+
+    if not args.flame_path:
+        raise FaceLangError("--model flame needs --flame-path PATH (generic_model.pkl, flame2023.pkl or .npz)")
+    emb = args.flame_embedding or str(Path(args.flame_path).parent / "mediapipe_landmark_embedding.npz")
+    if not Path(emb).is_file():
+        raise FaceLangError(f"FLAME's MediaPipe landmark embedding not found: {emb} (pass --flame-embedding PATH)")
+    return load_model("flame", path=args.flame_path, landmark_embedding=emb,
+                      **({"num_shape": args.flame_num_shape} if args.flame_num_shape is not None else {}))
+
+
 def cmd_track(args) -> int:
     from .track.pipeline import save_npz, track
 
+    flame = None
     if args.model == "flame":
-        raise FaceLangError("--model flame output is not available yet: track with the built-in rig "
-                            "(ARKit-52 weights); FLAME fitting is still open work")
+        flame = _load_flame_with_embedding(args)
     if args.preview and not args.preview.lower().endswith(".mp4"):
         raise FaceLangError(f"--preview must be an .mp4 file, got '{args.preview}'")
     if not args.output.endswith(".npz"):
@@ -119,7 +133,7 @@ def cmd_track(args) -> int:
         if out and not _P(out).resolve().parent.is_dir():
             raise FaceLangError(f"output folder '{_P(out).parent}' does not exist")
     tr = track(args.source, max_frames=args.max_frames, face_index=args.face_index, preview=args.preview,
-               progress=not args.quiet and sys.stderr.isatty())
+               progress=not args.quiet and sys.stderr.isatty(), flame=flame)
     save_npz(args.output, tr.to_dict())
     n, v = len(tr.valid), int(tr.valid.sum())
     print(f"wrote {args.output}: {n} frames at {tr.fps:g} fps, face found in {v} "
@@ -227,6 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("-o", "--output", required=True, help="output parameter file (.npz)")
     t.add_argument("--model", choices=["builtin", "flame"], default="builtin")
     t.add_argument("--flame-path", help="FLAME model file (with --model flame)")
+    t.add_argument("--flame-embedding", help="FLAME's mediapipe_landmark_embedding.npz (default: next to the model)")
+    t.add_argument("--flame-num-shape", type=int, help="shape components in the FLAME file (needed when it has <= 300)")
     t.add_argument("--max-frames", type=int, help="stop after N frames")
     t.add_argument("--face-index", type=int, help="track this face (MediaPipe order) instead of the largest")
     t.add_argument("--preview", help="write the video with the fitted mesh drawn over it (.mp4)")

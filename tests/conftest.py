@@ -24,3 +24,22 @@ def rig():
     import pyfacelang
 
     return pyfacelang.load_model("builtin")
+
+
+def render_jaw_video(folder, rig, T: int = 30, head_turn: float = 0.1):
+    """Render T frames of the rig whose jaw opens and closes (and head turns a
+    little) to folder/rig.mp4 at 25 fps. MediaPipe detects these faces, so
+    tracking tests need no real video. Returns (path, ground-truth jawOpen)."""
+    import numpy as np
+
+    from pyfacelang.render import Camera, VideoWriter
+    from pyfacelang.render.faces import render_params
+
+    path = folder / "rig.mp4"
+    jaw = 0.6 * np.sin(np.linspace(0, np.pi, T)) ** 2
+    cam = Camera(width=256, height=256).fit(rig.preview_mesh(rig.params_from_dict({"jawOpen": 1}))[0], margin=0.25)
+    with VideoWriter(path, fps=25) as vw:
+        for i in range(T):
+            p = rig.params_from_dict({"jawOpen": float(jaw[i]), "head_ry": head_turn * np.sin(i / 5)})
+            vw.write(render_params(rig, p, camera=cam, supersample=1))
+    return path, jaw

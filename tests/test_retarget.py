@@ -65,3 +65,35 @@ def test_retarget_bad_input(tmp_path, rig):
     plain = load_model("flame", path=tmp_path / "flame.npz", num_shape=16)
     with pytest.raises(FaceLangError, match="embedding"):
         retarget_flame_to_rig(plain, np.zeros((3, plain.num_params)))
+
+
+def test_track_with_flame_output(tmp_path, rig, rig_video_for_flame):
+    """`pyfacelang track --model flame` on a rendered rig video, with a FLAME
+    file whose expression blendshapes are the rig's: the jawOpen coefficient
+    follows the rendered jaw."""
+    import subprocess
+    import sys
+
+    flame = rig_as_flame(tmp_path, rig)
+    video, jaw = rig_video_for_flame
+    out = tmp_path / "flame_track.npz"
+    res = subprocess.run([sys.executable, "-m", "pyfacelang", "track", str(video), "-o", str(out), "-q",
+                          "--model", "flame", "--flame-path", str(tmp_path / "flame.npz"), "--flame-num-shape", "16"],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    d = np.load(out)
+    assert str(d["model"]) == "flame" and list(d["param_names"]) == list(flame.param_names)
+    assert d["params"].shape == (len(jaw), flame.num_params) and d["valid"].all()
+    est = d["params"][:, flame.param_index(f"exp_{rig.param_names.index('jawOpen') - 16:03d}")]
+    assert np.corrcoef(jaw, est)[0, 1] > 0.7
+    missing = subprocess.run([sys.executable, "-m", "pyfacelang", "track", str(video), "-o", str(out), "--model",
+                              "flame", "--flame-path", str(tmp_path / "flame.npz"), "--flame-embedding",
+                              str(tmp_path / "nope.npz")], capture_output=True, text=True)
+    assert missing.returncode != 0 and "embedding not found" in missing.stderr
+
+
+@pytest.fixture(scope="module")
+def rig_video_for_flame(tmp_path_factory, rig):
+    from conftest import render_jaw_video
+
+    return render_jaw_video(tmp_path_factory.mktemp("video"), rig, T=24)

@@ -28,19 +28,9 @@ def one_error_line(res):
 
 @pytest.fixture(scope="module")
 def rig_video(tmp_path_factory, rig):
-    """30 frames of the rig: the jaw opens and closes while the head turns a little."""
-    from pyfacelang.render import Camera, VideoWriter
-    from pyfacelang.render.faces import render_params
+    from conftest import render_jaw_video
 
-    path = tmp_path_factory.mktemp("video") / "rig.mp4"
-    T = 30
-    jaw = 0.6 * np.sin(np.linspace(0, np.pi, T)) ** 2
-    cam = Camera(width=256, height=256).fit(rig.preview_mesh(rig.params_from_dict({"jawOpen": 1}))[0], margin=0.25)
-    with VideoWriter(path, fps=25) as vw:
-        for i in range(T):
-            p = rig.params_from_dict({"jawOpen": float(jaw[i]), "head_ry": 0.1 * np.sin(i / 5)})
-            vw.write(render_params(rig, p, camera=cam, supersample=1))
-    return path, jaw
+    return render_jaw_video(tmp_path_factory.mktemp("video"), rig)
 
 
 def test_track_rendered_rig_video(tmp_path, rig_video, rig):

@@ -361,19 +361,37 @@ class FlameModel(FaceModel):
         p, back = self._as_batch(params)
         return back(self._forward(p)[1])
 
+    def _joint_basis(self, device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Joint positions are linear in the coefficients: J = J_template +
+        J_dirs . coeffs with J_template = J_regressor @ v_template (J, 3) and
+        J_dirs = J_regressor @ shapedirs (J, 3, K); cached per device."""
+        key = ("joint_basis", device)
+        if key not in self._device_cache:
+            buf = self._buffers(device)
+            jt = buf["_j_regressor"] @ buf["_v_template"]
+            jd = torch.einsum("jv,vck->jck", buf["_j_regressor"], buf["_shapedirs"])
+            self._device_cache[key] = (jt, jd)
+        return self._device_cache[key]
+
     def _forward(self, params: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """LBS. (B, P) -> vertices (B, V, 3) and posed joints (B, J, 3), in mm."""
         buf = self._buffers(params.device)
+        return self._lbs(params, buf["_v_template"], buf["_shapedirs"], buf["_posedirs"], buf["_weights"])
+
+    def _lbs(self, params: torch.Tensor, v_template, shapedirs, posedirs, weights) -> Tuple[torch.Tensor, torch.Tensor]:
+        """LBS of the given vertices (all of the mesh, or a subset: joints come
+        from the joint basis, so they never need the rest of the mesh)."""
         B = params.shape[0]
         s = self.slices
         coeffs = torch.cat([params[:, s["identity"]], params[:, s["expression"]]], 1)  # (B, K)
-        v_shaped = buf["_v_template"] + torch.einsum("bk,vck->bvc", coeffs, buf["_shapedirs"])  # (B, V, 3)
-        J = torch.einsum("jv,bvc->bjc", buf["_j_regressor"], v_shaped)  # (B, J, 3)
+        v_shaped = v_template + torch.einsum("bk,vck->bvc", coeffs, shapedirs)  # (B, V, 3)
+        jt, jd = self._joint_basis(params.device)
+        J = jt + torch.einsum("bk,jck->bjc", coeffs, jd)  # (B, J, 3)
 
         R = axis_angle_to_matrix(params[:, s["rotations"]].reshape(B, NUM_JOINTS, 3))  # (B, J, 3, 3)
         eye = torch.eye(3, dtype=R.dtype, device=R.device)
         pose_feature = (R[:, 1:] - eye).reshape(B, 9 * (NUM_JOINTS - 1))  # (B, 36)
-        v_posed = v_shaped + torch.einsum("bp,vcp->bvc", pose_feature, buf["_posedirs"])  # (B, V, 3)
+        v_posed = v_shaped + torch.einsum("bp,vcp->bvc", pose_feature, posedirs)  # (B, V, 3)
 
         # global transforms along the kinematic chain: x_world = Rg x_local + tg
         Rg = [R[:, 0]]  # (B, 3, 3) each
@@ -388,9 +406,33 @@ class FlameModel(FaceModel):
         t_rel = tg_t - (Rg_t @ J[..., None])[..., 0]  # (B, J, 3)
 
         per_joint = torch.einsum("bjrc,bvc->bjvr", Rg_t, v_posed) + t_rel[:, :, None]  # (B, J, V, 3)
-        verts = torch.einsum("vj,bjvr->bvr", buf["_weights"], per_joint)  # (B, V, 3)
+        verts = torch.einsum("vj,bjvr->bvr", weights, per_joint)  # (B, V, 3)
         trans = params[:, s["translation"]]  # (B, 3) mm
         return verts + trans[:, None], tg_t + trans[:, None]
+
+    def landmarks_sparse(self, params: torch.Tensor) -> torch.Tensor:
+        """(B, P) torch -> (B, 105, 3): the embedded MediaPipe landmarks only,
+        in the order of `landmark_indices`, evaluating LBS on just the vertices
+        they use (fast path for fitting; differentiable)."""
+        if self._mp_face_idx is None:
+            raise FaceLangError("this FLAME model has no MediaPipe landmark embedding")
+        buf = self._buffers(params.device)
+        key = ("sparse", params.device)
+        if key not in self._device_cache:
+            tri = buf["_faces_t"][buf["_mp_face_idx"]]                      # (L, 3)
+            used, inv = torch.unique(tri.flatten(), return_inverse=True)
+            self._device_cache[key] = (used, inv.reshape(tri.shape))
+        used, local = self._device_cache[key]
+        verts, _ = self._lbs(params, buf["_v_template"][used], buf["_shapedirs"][used], buf["_posedirs"][used],
+                             buf["_weights"][used])                          # (B, U, 3)
+        return torch.einsum("blic,li->blc", verts[:, local], buf["_mp_bary"])
+
+    @property
+    def landmark_indices(self) -> np.ndarray:
+        """MediaPipe indices of the embedded landmarks, in `landmarks_sparse` order."""
+        order = self._mp_gather.numpy()
+        idx = np.nonzero(self._mp_mask)[0]
+        return idx[np.argsort(order[idx])]
 
     def _vertices(self, params: torch.Tensor) -> torch.Tensor:
         return self._forward(params)[0]

@@ -27,14 +27,15 @@ class Track:
     fps: float
     model: str
     image_size: tuple       # (width, height)
-    neutral: np.ndarray     # (478, 3) float32 personalised neutral of the track, mm
+    neutral: np.ndarray | None  # (478, 3) float32 personalised neutral of the rig track, mm (None for FLAME)
 
     def to_dict(self) -> dict:
         return {"params": self.params.astype(np.float32), "param_names": np.array(self.param_names),
                 "valid": self.valid, "landmarks": self.landmarks.astype(np.float32),
                 "residual": self.residual.astype(np.float32), "camera": self.camera.astype(np.float32),
                 "fps": np.float32(self.fps), "model": np.array(self.model),
-                "image_size": np.array(self.image_size, np.int32), "neutral": self.neutral.astype(np.float32)}
+                "image_size": np.array(self.image_size, np.int32),
+                **({} if self.neutral is None else {"neutral": self.neutral.astype(np.float32)})}
 
 
 def save_npz(path, arrays: dict) -> None:
@@ -59,13 +60,19 @@ def save_npz(path, arrays: dict) -> None:
 
 
 def track(source, *, max_frames: int | None = None, face_index: int | None = None, config: FitConfig | None = None,
-          preview: str | None = None, progress: bool = False) -> Track:
+          preview: str | None = None, progress: bool = False, flame=None) -> Track:
     """Track a video file, image, folder of images, webcam index or stream URL.
 
     Files are tracked offline: landmarks for every frame first, then the
     fitter calibrates identity on the opening seconds and fits every frame
     (`fit_sequence`), so the first frames get the calibrated identity too.
-    Live sources (webcam, stream) are fitted online, frame by frame."""
+    Live sources (webcam, stream) are fitted online, frame by frame.
+    flame: a FlameModel (with its MediaPipe embedding) to output FLAME
+    parameters instead of the built-in rig's (offline; files only)."""
+    if flame is not None:
+        from .flame_fit import FlameFitter
+
+        FlameFitter(flame)  # validates the model (embedding present) before any work
     if max_frames is not None and max_frames <= 0:
         raise FaceLangError(f"--max-frames must be positive, got {max_frames}")
     src = open_source(source)
@@ -79,6 +86,8 @@ def track(source, *, max_frames: int | None = None, face_index: int | None = Non
             bar = tqdm(total=total, unit="frame", desc=Path(str(source)).name, leave=False)
         with LandmarkDetector(static_image_mode=not src.live and src.num_frames == 1, face_index=face_index,
                               max_num_faces=4 if face_index is None else face_index + 1) as det:
+            if src.live and flame is not None:
+                raise FaceLangError("--model flame tracks files (offline); use the built-in rig for live sources")
             live_fitter = FaceFitter(None, config) if src.live else None
             results = []
             for frame in src:
@@ -98,6 +107,8 @@ def track(source, *, max_frames: int | None = None, face_index: int | None = Non
         src.close()
     if not lmks:
         raise FaceLangError(f"'{source}' produced no frames")
+    if flame is not None:
+        return _track_flame(flame, lmks, fps, size, preview, source)
     fitter = live_fitter if src.live else None
     if fitter is None:
         from .fitter import fit_sequence
@@ -112,6 +123,19 @@ def track(source, *, max_frames: int | None = None, face_index: int | None = Non
                  np.stack([nan_lmk if x is None else x for x in lmks]),
                  np.array([r.residual for r in results], np.float32), np.stack([r.camera for r in results]),
                  fps, "builtin", size, fitter.neutral.astype(np.float32))
+
+
+def _track_flame(flame, lmks, fps, size, preview, source) -> Track:
+    from .flame_fit import FlameFitter
+
+    results = FlameFitter(flame).fit_sequence(lmks, fps)
+    if preview:
+        _write_preview(source, preview, fps, None, lmks, results, False)
+    nan_lmk = np.full((478, 3), np.nan, np.float32)
+    return Track(np.stack([r.params for r in results]), list(flame.param_names),
+                 np.array([r.valid for r in results], bool), np.stack([nan_lmk if x is None else x for x in lmks]),
+                 np.array([r.residual for r in results], np.float32), np.stack([r.camera for r in results]),
+                 fps, "flame", size, None)
 
 
 def _write_preview(source, path, fps, fitter, lmks, results, live: bool) -> None:

@@ -10,8 +10,12 @@ from ..render.video import VideoWriter
 
 class PreviewWriter:
     def __init__(self, path: str, fps: float, fitter):
+        """fitter: the rig's FaceFitter (mesh + ARKit weights drawn), or None
+        for FLAME tracks (the fitted embedded landmarks are drawn as points)."""
         self.fitter = fitter
         self.writer = VideoWriter(path, fps=fps)
+        if fitter is None:
+            return
         tris = fitter.model.triangles
         e = np.concatenate([tris[:, [0, 1]], tris[:, [1, 2]], tris[:, [2, 0]]])
         self.edges = np.unique(np.sort(e, 1), axis=0)                      # (E, 2)
@@ -24,7 +28,10 @@ class PreviewWriter:
         import cv2
 
         img = image.copy()
-        if result.valid:
+        if result.valid and self.fitter is None:
+            for x, y, _ in result.landmarks[np.isfinite(result.landmarks[:, 0])]:
+                cv2.circle(img, (int(round(x)), int(round(y))), 2, (0, 220, 255), -1, cv2.LINE_AA)
+        elif result.valid:
             pts = result.landmarks[:, :2]
             seg = np.round(pts[self.edges] * 16).astype(np.int32)       # (E, 2, 2), 4 fractional bits
             cv2.polylines(img, list(seg), False, (90, 200, 90), 1, cv2.LINE_AA, shift=4)
