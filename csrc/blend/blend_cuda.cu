@@ -3,6 +3,8 @@
 // coefficients and pose are staged in shared memory.
 #include <cuda_runtime.h>
 
+#include "../common/cuda_check.h"
+
 #include "blend.h"
 
 namespace facelang {
@@ -61,12 +63,7 @@ int blend_cuda(const BlendArgs& a) {
   auto stream = static_cast<cudaStream_t>(a.stream);
   blend_kernel<<<grid, kThreads, shmem, stream>>>(a.tmpl, a.basis, a.coeffs, a.rot, a.trans, a.scale,
                                                   a.out, a.B, a.V, a.K);
-  cudaError_t err = cudaGetLastError();
-  if (err != cudaSuccess) {
-    last_error() = cudaGetErrorString(err);
-    return kCudaError;
-  }
-  return kOk;
+  return launch_status("blend");
 }
 
 }  // namespace facelang

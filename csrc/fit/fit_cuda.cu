@@ -7,6 +7,8 @@
 // fit_cuda_scratch_doubles(N, V, K) doubles.
 #include <cuda_runtime.h>
 
+#include "../common/cuda_check.h"
+
 #include "fit.h"
 #include "fit_math.h"
 
@@ -15,7 +17,6 @@ namespace facelang {
 namespace {
 
 constexpr int kThreads = 128;
-constexpr int kMoments = 18;  // Sw, Sq[3], Sqq[6], SqFr[3], SYY, SFYr, Sr[3]
 
 // Per-frame scratch, carved from the global buffer.
 struct Scratch {
@@ -77,20 +78,8 @@ __device__ void model_points(const FitArgs& a, const double* w, double* X) {
 __device__ double residuals(const FitArgs& a, const float* obs, const double* X, const Pose& P, const double* w,
                             double* r, double* red) {
   double e = 0.0;
-  const double* R = P.R;
-  for (int64_t i = threadIdx.x; i < a.V; i += blockDim.x) {
-    const double ax = X[3 * i] - a.pivot[0], ay = X[3 * i + 1] - a.pivot[1], az = X[3 * i + 2] - a.pivot[2];
-    const double y0 = R[0] * ax + R[1] * ay + R[2] * az + a.pivot[0];
-    const double y1 = R[3] * ax + R[4] * ay + R[5] * az + a.pivot[1];
-    const double y2 = R[6] * ax + R[7] * ay + R[8] * az + a.pivot[2];
-    const double r0 = P.s * y0 + P.t[0] - obs[3 * i];
-    const double r1 = -P.s * y1 + P.t[1] - obs[3 * i + 1];
-    const double r2 = -P.s * y2 + P.t[2] - obs[3 * i + 2];
-    r[3 * i] = r0;
-    r[3 * i + 1] = r1;
-    r[3 * i + 2] = r2;
-    e += a.weights[i] * (r0 * r0 + r1 * r1 + r2 * r2);
-  }
+  for (int64_t i = threadIdx.x; i < a.V; i += blockDim.x)
+    e += a.weights[i] * landmark_residual(X + 3 * i, obs + 3 * i, P, a.pivot, r + 3 * i);
   double reg = 0.0;
   for (int64_t k = threadIdx.x; k < a.K; k += blockDim.x) reg += (0.5 * a.prior[k] * w[k] + a.l1[k]) * w[k];
   return block_sum(0.5 * e + reg, red);
@@ -112,88 +101,13 @@ __device__ void obs_moments(const FitArgs& a, const float* obs, double* N) {
 // Normal matrix H and gradient g (see fit_cpu.cpp::assemble for the algebra).
 __device__ void assemble(const FitArgs& a, const double* w, const Pose& P, const double* X, const double* r,
                          const Scratch& S, double* red) {
-  const int64_t K = a.K, M = K + 7;
-  const double* R = P.R;
-  const double s = P.s;
   const double p[3] = {a.pivot[0], a.pivot[1], a.pivot[2]};
   double m[kMoments] = {};
-  for (int64_t i = threadIdx.x; i < a.V; i += blockDim.x) {
-    const double om = a.weights[i];
-    const double ax = X[3 * i] - p[0], ay = X[3 * i + 1] - p[1], az = X[3 * i + 2] - p[2];
-    const double q0 = R[0] * ax + R[1] * ay + R[2] * az;
-    const double q1 = R[3] * ax + R[4] * ay + R[5] * az;
-    const double q2 = R[6] * ax + R[7] * ay + R[8] * az;
-    const double f0 = r[3 * i], f1 = -r[3 * i + 1], f2 = -r[3 * i + 2];  // F r
-    const double y0 = q0 + p[0], y1 = q1 + p[1], y2 = q2 + p[2];
-    m[0] += om;
-    m[1] += om * q0; m[2] += om * q1; m[3] += om * q2;
-    m[4] += om * q0 * q0; m[5] += om * q0 * q1; m[6] += om * q0 * q2;
-    m[7] += om * q1 * q1; m[8] += om * q1 * q2; m[9] += om * q2 * q2;
-    m[10] += om * (q1 * f2 - q2 * f1); m[11] += om * (q2 * f0 - q0 * f2); m[12] += om * (q0 * f1 - q1 * f0);
-    m[13] += om * (y0 * y0 + y1 * y1 + y2 * y2);
-    m[14] += om * (y0 * f0 + y1 * f1 + y2 * f2);
-    m[15] += om * r[3 * i]; m[16] += om * r[3 * i + 1]; m[17] += om * r[3 * i + 2];
-  }
+  for (int64_t i = threadIdx.x; i < a.V; i += blockDim.x) add_moments(m, a.weights[i], X + 3 * i, r + 3 * i, P.R, p);
   double tot[kMoments];
   for (int j = 0; j < kMoments; ++j) tot[j] = block_sum(m[j], red);
-  const double Sw = tot[0], *Sq = tot + 1, *Sqq = tot + 4, *SqFr = tot + 10, SYY = tot[13], SFYr = tot[14];
-  const double* Sr = tot + 15;
-  if (threadIdx.x == 0) {  // pose block (7 x 7) and its gradient
-    const double F[3] = {1.0, -1.0, -1.0};
-    const double qq = Sqq[0] + Sqq[3] + Sqq[5];
-    const double Q[9] = {Sqq[0], Sqq[1], Sqq[2], Sqq[1], Sqq[3], Sqq[4], Sqq[2], Sqq[4], Sqq[5]};
-    double Hp[7][7] = {};
-    for (int c = 0; c < 3; ++c)
-      for (int e = 0; e < 3; ++e) Hp[c][e] = s * s * ((c == e ? qq : 0.0) - Q[3 * c + e]);
-    const double qxp[3] = {Sq[1] * p[2] - Sq[2] * p[1], Sq[2] * p[0] - Sq[0] * p[2], Sq[0] * p[1] - Sq[1] * p[0]};
-    const double exq[3][3] = {{0.0, -Sq[2], Sq[1]}, {Sq[2], 0.0, -Sq[0]}, {-Sq[1], Sq[0], 0.0}};
-    for (int c = 0; c < 3; ++c) {
-      Hp[c][3] = s * qxp[c];
-      for (int e = 0; e < 3; ++e) Hp[c][4 + e] = s * F[e] * exq[c][e];
-    }
-    const double SY[3] = {Sq[0] + Sw * p[0], Sq[1] + Sw * p[1], Sq[2] + Sw * p[2]};
-    Hp[3][3] = SYY;
-    for (int e = 0; e < 3; ++e) Hp[3][4 + e] = F[e] * SY[e];
-    for (int e = 0; e < 3; ++e) Hp[4 + e][4 + e] = Sw;
-    const double gp[7] = {s * SqFr[0], s * SqFr[1], s * SqFr[2], SFYr, Sr[0], Sr[1], Sr[2]};
-    for (int i = 0; i < 7; ++i) {
-      S.g[K + i] = gp[i];
-      for (int j = i; j < 7; ++j) S.H[(K + i) * M + K + j] = S.H[(K + j) * M + K + i] = Hp[i][j];
-    }
-  }
-  // blendshape rows: thread j fills row j (and the pose columns' mirror)
-  double Rtp[3];
-  mat_t_vec(R, p, Rtp);
-  const double Ft[3] = {P.t[0], -P.t[1], -P.t[2]};
-  double RtFt[3];
-  mat_t_vec(R, Ft, RtFt);
-  for (int64_t j = threadIdx.x; j < K; j += blockDim.x) {
-    const double* G = a.gram + j * K;
-    const double* bs = a.bsum + 3 * j;
-    double gw = 0.0;
-    double v[3] = {a.cross_t[3 * j] - (p[1] * bs[2] - p[2] * bs[1]), a.cross_t[3 * j + 1] - (p[2] * bs[0] - p[0] * bs[2]),
-                   a.cross_t[3 * j + 2] - (p[0] * bs[1] - p[1] * bs[0])};
-    for (int64_t k = 0; k < K; ++k) {
-      gw += w[k] * G[k];
-      const double* C = a.cross + (k * K + j) * 3;
-      v[0] += w[k] * C[0];
-      v[1] += w[k] * C[1];
-      v[2] += w[k] * C[2];
-      S.H[j * M + k] = s * s * G[k] + (k == j ? a.prior[j] : 0.0);
-    }
-    const double* N = S.N + 9 * j;
-    double tr = 0.0;
-    for (int c = 0; c < 3; ++c)
-      for (int d = 0; d < 3; ++d) tr += R[3 * d + c] * (d == 0 ? 1.0 : -1.0) * N[3 * c + d];
-    S.g[j] = s * (s * (a.gram_t[j] - dot3(bs, p) + gw + dot3(bs, Rtp)) + dot3(bs, RtFt) - tr) + a.prior[j] * w[j] +
-             a.l1[j];
-    double Rv[3], RSb[3];
-    mat_vec(R, v, Rv);
-    mat_vec(R, bs, RSb);
-    const double hs = s * (a.gram_t[j] - dot3(bs, p) + gw + dot3(bs, Rtp));
-    const double row[7] = {s * s * Rv[0], s * s * Rv[1], s * s * Rv[2], hs, s * RSb[0], -s * RSb[1], -s * RSb[2]};
-    for (int m2 = 0; m2 < 7; ++m2) S.H[j * M + K + m2] = S.H[(K + m2) * M + j] = row[m2];
-  }
+  if (threadIdx.x == 0) pose_block(tot, P.s, p, S.H, S.g, a.K);
+  for (int64_t j = threadIdx.x; j < a.K; j += blockDim.x) weight_row(a, j, w, P, S.N + 9 * j, S.H, S.g);
   __syncthreads();
 }
 
@@ -301,12 +215,7 @@ int fit_cuda(const FitArgs& a) {
   if (a.N == 0) return kOk;
   const int blocks = static_cast<int>(a.N < 65535 ? a.N : 65535);
   fit_kernel<<<blocks, kThreads, 0, static_cast<cudaStream_t>(a.stream)>>>(a, fit_cuda_scratch_doubles(1, a.V, a.K));
-  cudaError_t err = cudaGetLastError();
-  if (err != cudaSuccess) {
-    last_error() = cudaGetErrorString(err);
-    return kCudaError;
-  }
-  return kOk;
+  return launch_status("fit");
 }
 
 }  // namespace facelang

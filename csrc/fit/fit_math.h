@@ -3,6 +3,8 @@
 
 #include <cmath>
 
+#include "fit.h"
+
 #ifdef __CUDACC__
 #define FL_HD __host__ __device__
 #else
@@ -103,6 +105,120 @@ FL_HD inline bool cholesky_solve(double* A, const double* b, double* x, long M) 
     x[i] = v / A[i * M + i];
   }
   return true;
+}
+
+// Residual of one landmark, r = s F (R (X - p) + p) + t - obs, stored in r;
+// returns |r|^2.
+template <typename T>
+FL_HD inline double landmark_residual(const T* X, const float* obs, const Pose& P, const float* pivot, T* r) {
+  const double* R = P.R;
+  const double ax = X[0] - pivot[0], ay = X[1] - pivot[1], az = X[2] - pivot[2];
+  const double y0 = R[0] * ax + R[1] * ay + R[2] * az + pivot[0];
+  const double y1 = R[3] * ax + R[4] * ay + R[5] * az + pivot[1];
+  const double y2 = R[6] * ax + R[7] * ay + R[8] * az + pivot[2];
+  const double r0 = P.s * y0 + P.t[0] - obs[0];
+  const double r1 = -P.s * y1 + P.t[1] - obs[1];
+  const double r2 = -P.s * y2 + P.t[2] - obs[2];
+  r[0] = T(r0);
+  r[1] = T(r1);
+  r[2] = T(r2);
+  return r0 * r0 + r1 * r1 + r2 * r2;
+}
+
+// ---- normal equations (see fit_cpu.cpp::assemble for the derivation) ----
+constexpr int kMoments = 18;  // Sw, Sq[3], Sqq[6], SqFr[3], SYY, SFYr, Sr[3]
+
+// Adds landmark i's contribution (weight om, model point X, residual r) to the
+// pose moments m: q = R (X - p), Y = q + p.
+template <typename T>
+FL_HD inline void add_moments(double* m, double om, const T* X, const T* r, const double* R, const double* p) {
+  const double ax = X[0] - p[0], ay = X[1] - p[1], az = X[2] - p[2];
+  const double q0 = R[0] * ax + R[1] * ay + R[2] * az;
+  const double q1 = R[3] * ax + R[4] * ay + R[5] * az;
+  const double q2 = R[6] * ax + R[7] * ay + R[8] * az;
+  const double f0 = r[0], f1 = -double(r[1]), f2 = -double(r[2]);  // F r
+  const double y0 = q0 + p[0], y1 = q1 + p[1], y2 = q2 + p[2];
+  m[0] += om;
+  m[1] += om * q0; m[2] += om * q1; m[3] += om * q2;
+  m[4] += om * q0 * q0; m[5] += om * q0 * q1; m[6] += om * q0 * q2;
+  m[7] += om * q1 * q1; m[8] += om * q1 * q2; m[9] += om * q2 * q2;
+  m[10] += om * (q1 * f2 - q2 * f1); m[11] += om * (q2 * f0 - q0 * f2); m[12] += om * (q0 * f1 - q1 * f0);
+  m[13] += om * (y0 * y0 + y1 * y1 + y2 * y2);
+  m[14] += om * (y0 * f0 + y1 * f1 + y2 * f2);
+  m[15] += om * r[0]; m[16] += om * r[1]; m[17] += om * r[2];
+}
+
+// Pose block of H (rows/columns K..K+6: rotation d, scale, translation) and of g
+// from the summed moments:
+//   H_dd = s^2 sum om (|q|^2 I - q q^T)   H_ds = s (sum om q) x p
+//   H_dt[c][e] = s F_e (e_c x sum om q)_e  H_ss = sum om |Y|^2
+//   H_st[e] = F_e sum om Y_e              H_tt = (sum om) I
+//   g_d = s sum om q x (F r)   g_s = sum om (F Y) . r   g_t = sum om r
+FL_HD inline void pose_block(const double* m, double s, const double* p, double* H, double* g, long K) {
+  const long M = K + 7;
+  const double F[3] = {1.0, -1.0, -1.0};
+  const double Sw = m[0], *Sq = m + 1, *Sqq = m + 4, *SqFr = m + 10, SYY = m[13], SFYr = m[14], *Sr = m + 15;
+  const double qq = Sqq[0] + Sqq[3] + Sqq[5];
+  const double Q[9] = {Sqq[0], Sqq[1], Sqq[2], Sqq[1], Sqq[3], Sqq[4], Sqq[2], Sqq[4], Sqq[5]};
+  double Hp[7][7] = {};
+  for (int c = 0; c < 3; ++c)
+    for (int e = 0; e < 3; ++e) Hp[c][e] = s * s * ((c == e ? qq : 0.0) - Q[3 * c + e]);
+  const double qxp[3] = {Sq[1] * p[2] - Sq[2] * p[1], Sq[2] * p[0] - Sq[0] * p[2], Sq[0] * p[1] - Sq[1] * p[0]};
+  const double exq[3][3] = {{0.0, -Sq[2], Sq[1]}, {Sq[2], 0.0, -Sq[0]}, {-Sq[1], Sq[0], 0.0}};  // e_c x Sq
+  for (int c = 0; c < 3; ++c) {
+    Hp[c][3] = s * qxp[c];
+    for (int e = 0; e < 3; ++e) Hp[c][4 + e] = s * F[e] * exq[c][e];
+  }
+  const double SY[3] = {Sq[0] + Sw * p[0], Sq[1] + Sw * p[1], Sq[2] + Sw * p[2]};
+  Hp[3][3] = SYY;
+  for (int e = 0; e < 3; ++e) Hp[3][4 + e] = F[e] * SY[e];
+  for (int e = 0; e < 3; ++e) Hp[4 + e][4 + e] = Sw;
+  const double gp[7] = {s * SqFr[0], s * SqFr[1], s * SqFr[2], SFYr, Sr[0], Sr[1], Sr[2]};
+  for (int i = 0; i < 7; ++i) {
+    g[K + i] = gp[i];
+    for (int j = i; j < 7; ++j) H[(K + i) * M + K + j] = H[(K + j) * M + K + i] = Hp[i][j];
+  }
+}
+
+// Row j of H (all K weight columns and the 7 pose columns, mirrored into
+// column j) and g[j], from the precomputed sums and the frame's observation
+// moments N_j (3x3); w: current weights.
+template <typename T>
+FL_HD inline void weight_row(const FitArgs& a, long j, const T* w, const Pose& P, const double* N, double* H,
+                             double* g) {
+  const long K = a.K, M = K + 7;
+  const double* R = P.R;
+  const double s = P.s;
+  const double p[3] = {a.pivot[0], a.pivot[1], a.pivot[2]};
+  const double* G = a.gram + j * K;
+  const double* bs = a.bsum + 3 * j;
+  double Rtp[3], RtFt[3];
+  mat_t_vec(R, p, Rtp);
+  const double Ft[3] = {P.t[0], -P.t[1], -P.t[2]};
+  mat_t_vec(R, Ft, RtFt);
+  double gw = 0.0;  // sum_k w_k G_jk; v_j = CT_j - p x Sb_j + sum_k w_k C_kj
+  double v[3] = {a.cross_t[3 * j] - (p[1] * bs[2] - p[2] * bs[1]), a.cross_t[3 * j + 1] - (p[2] * bs[0] - p[0] * bs[2]),
+                 a.cross_t[3 * j + 2] - (p[0] * bs[1] - p[1] * bs[0])};
+  for (long k = 0; k < K; ++k) {
+    const double wk = w[k];
+    gw += wk * G[k];
+    const double* C = a.cross + (k * K + j) * 3;
+    v[0] += wk * C[0];
+    v[1] += wk * C[1];
+    v[2] += wk * C[2];
+    H[j * M + k] = s * s * G[k] + (k == j ? a.prior[j] : 0.0);
+  }
+  double tr = 0.0;  // tr(R^T F N_j^T) = sum_{c,d} R[d][c] F_d N_j[c][d]
+  for (int c = 0; c < 3; ++c)
+    for (int d = 0; d < 3; ++d) tr += R[3 * d + c] * (d == 0 ? 1.0 : -1.0) * N[3 * c + d];
+  const double hs = s * (a.gram_t[j] - dot3(bs, p) + gw + dot3(bs, Rtp));
+  g[j] = s * (s * (a.gram_t[j] - dot3(bs, p) + gw + dot3(bs, Rtp)) + dot3(bs, RtFt) - tr) +
+         a.prior[j] * double(w[j]) + a.l1[j];
+  double Rv[3], RSb[3];
+  mat_vec(R, v, Rv);
+  mat_vec(R, bs, RSb);
+  const double row[7] = {s * s * Rv[0], s * s * Rv[1], s * s * Rv[2], hs, s * RSb[0], -s * RSb[1], -s * RSb[2]};
+  for (int m = 0; m < 7; ++m) H[j * M + K + m] = H[(K + m) * M + j] = row[m];
 }
 
 // Scratch for bounded_step, as raw pointers so the CPU and CUDA paths share it.
