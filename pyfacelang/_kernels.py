@@ -108,10 +108,17 @@ def fit(model, obs: torch.Tensor, w: torch.Tensor, rot: torch.Tensor, scale: tor
     rot = _f32(rot, "rot", (N, 3, 3), device).clone()
     scale = _f32(scale, "scale", (N,), device).clone()
     trans = _f32(trans, "trans", (N, 3), device).clone()
-    for name in ("tmpl", "basis", "weights", "lo", "hi", "prior", "l1", "gram", "cross", "bsum", "gram_t", "cross_t"):
+    specs = {"tmpl": ((V, 3), torch.float32), "basis": ((K, V, 3), torch.float32), "weights": ((V,), torch.float32),
+             "lo": ((K,), torch.float32), "hi": ((K,), torch.float32), "prior": ((K,), torch.float32),
+             "l1": ((K,), torch.float32), "gram": ((K, K), torch.float64), "cross": ((K, K, 3), torch.float64),
+             "bsum": ((K, 3), torch.float64), "gram_t": ((K,), torch.float64), "cross_t": ((K, 3), torch.float64)}
+    for name, (shape, dtype) in specs.items():
         t = getattr(model, name)
-        if t.device != device or not t.is_contiguous():
-            raise ShapeError(f"fit model tensor '{name}' must be contiguous on {device}")
+        if t.device != device or not t.is_contiguous() or t.dtype != dtype or tuple(t.shape) != shape:
+            raise ShapeError(f"fit model tensor '{name}' must be a contiguous {dtype} of shape {shape} on {device}, "
+                             f"got {t.dtype} {tuple(t.shape)} on {t.device}")
+    if chain and device.type == "cuda":
+        raise ShapeError("fit: chain=True (sequential warm starts) runs on CPU tensors only")
     if not torch.isfinite(obs).all():
         raise ShapeError("fit: landmarks contain NaN or infinite values")
     if max_iters < 0 or max_trials < 1:

@@ -134,8 +134,11 @@ def cmd_track(args) -> int:
             raise FaceLangError(f"output folder '{_P(out).parent}' does not exist")
     tr = track(args.source, max_frames=args.max_frames, face_index=args.face_index, preview=args.preview,
                progress=not args.quiet and sys.stderr.isatty(), flame=flame)
-    save_npz(args.output, tr.to_dict())
     n, v = len(tr.valid), int(tr.valid.sum())
+    if v == 0:
+        raise FaceLangError(f"no face found in any of the {n} frames of '{args.source}'"
+                            + (f" (face index {args.face_index})" if args.face_index is not None else ""))
+    save_npz(args.output, tr.to_dict())
     print(f"wrote {args.output}: {n} frames at {tr.fps:g} fps, face found in {v} "
           f"({100.0 * v / n:.0f}%), mean residual {np.nanmean(tr.residual) if v else float('nan'):.2f} px"
           + (f"; preview {args.preview}" if args.preview else ""))

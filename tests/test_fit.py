@@ -186,3 +186,49 @@ def test_rig_fit_model_precomputation(rig):
     assert torch.isclose(fm.gram[k, j], (om[:, None] * B[k] * B[j]).sum())
     c = (om[:, None] * torch.linalg.cross(B[k], B[j], dim=1)).sum(0)
     assert torch.allclose(fm.cross[k, j], c)
+
+
+def test_fit_sequence_does_not_leak_identity_between_clips(rig):
+    a = synthetic_sequence(rig, 70, seed=11)
+    b = synthetic_sequence(rig, 70, seed=12)
+    cfg = FitConfig(filter=OneEuroConfig(enabled=False))
+    shared = FaceFitter(rig, cfg)
+    fit_sequence(list(a["landmarks"]), 30.0, fitter=shared)
+    fit_sequence(list(b["landmarks"]), 30.0, fitter=shared)
+    fresh = FaceFitter(rig, cfg)
+    fit_sequence(list(b["landmarks"]), 30.0, fitter=fresh)
+    np.testing.assert_allclose(shared.identity, fresh.identity, atol=1e-4)
+
+
+def test_offline_identity_survives_a_gap_and_short_clips_freeze(rig):
+    seq = synthetic_sequence(rig, 60, seed=13)
+    frames = list(seq["landmarks"])
+    frames[25:40] = [None] * 15  # the face leaves for half a second
+    f = FaceFitter(rig, FitConfig(filter=OneEuroConfig(enabled=False), lost_after=5))
+    res = fit_sequence(frames, 30.0, fitter=f)
+    assert f.identity_frozen and not res[30].valid and res[45].valid
+    ids = {tuple(np.round(r.params[rig.slices["identity"]], 6)) for r in res if r.valid}
+    assert len(ids) == 1  # one identity for the whole clip
+    short = FaceFitter(rig, FitConfig(filter=OneEuroConfig(enabled=False)))
+    res = fit_sequence(list(seq["landmarks"][:20]), 30.0, fitter=short)  # 0.67 s: shorter than calibration
+    assert short.identity_frozen
+    assert len({tuple(np.round(r.params[rig.slices["identity"]], 6)) for r in res}) == 1
+
+
+def test_fit_batch_estimates_identity(rig):
+    seq = synthetic_sequence(rig, 30, seed=14)
+    true_id = seq["params"][0, rig.slices["identity"]]
+    params, _, _ = fit_batch(seq["landmarks"])
+    est = params[0, rig.slices["identity"]]
+    assert np.corrcoef(true_id, est)[0, 1] > 0.8
+
+
+@requires_cuda
+def test_fit_cuda_matches_cpu_path():
+    """Same steps on both devices: iteration counts equal, weights to float precision."""
+    fm, obs, init, _ = random_problem(16, 478, 52, seed=21)
+    cpu = _kernels.fit(fm, obs, *init, max_iters=6)
+    gpu = _kernels.fit(fm.to("cuda"), obs.cuda(), *(x.cuda() for x in init), max_iters=6)
+    assert torch.equal(cpu[5], gpu[5].cpu())
+    np.testing.assert_allclose(gpu[0].cpu().numpy(), cpu[0].numpy(), atol=1e-4)
+    np.testing.assert_allclose(gpu[4].cpu().numpy(), cpu[4].numpy(), rtol=1e-4)

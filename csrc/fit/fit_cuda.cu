@@ -138,7 +138,7 @@ __global__ void fit_kernel(FitArgs a, int64_t per_frame) {
       assemble(a, S.cw, P, S.X, S.r, S, red);
       if (threadIdx.x == 0) {
         for (int64_t k = 0; k < K; ++k)
-          S.active[k] = (S.cw[k] <= a.lo[k] + 1e-7 && S.g[k] > 0) || (S.cw[k] >= a.hi[k] - 1e-7 && S.g[k] < 0);
+          S.active[k] = (wout[k] <= a.lo[k] + 1e-7f && S.g[k] > 0) || (wout[k] >= a.hi[k] - 1e-7f && S.g[k] < 0);
         accepted = 0;
       }
       __syncthreads();
@@ -153,9 +153,12 @@ __global__ void fit_kernel(FitArgs a, int64_t per_frame) {
           }
         }
         __syncthreads();
-        if (!status) continue;
+        const int ok = status;
+        __syncthreads();  // every thread has read status before thread 0 may write it again
+        if (!ok) continue;
+        // candidate weights, rounded to float exactly like the CPU path
         for (int64_t k = threadIdx.x; k < K; k += blockDim.x)
-          S.cand[k] = fmin(double(a.hi[k]), fmax(double(a.lo[k]), double(wout[k]) - S.d[k]));
+          S.cand[k] = double(fminf(a.hi[k], fmaxf(a.lo[k], float(double(wout[k]) - S.d[k]))));
         __syncthreads();
         model_points(a, S.cand, S.cX);
         const double cc = residuals(a, obs, S.cX, cP, S.cand, S.cr, red);

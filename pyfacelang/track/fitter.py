@@ -155,6 +155,11 @@ class FaceFitter:
         #: (V, 3) the personalised neutral (template + identity + correction), mm
         self.neutral = self.model.template.astype(np.float64)
         self.identity_frozen = False
+        #: identity survives a lost track (set for the second pass of offline
+        #: tracking and by calibrate_neutral; cleared by reset)
+        self.identity_locked = False
+        #: the neutral came from calibrate_neutral (fit_sequence then skips calibration)
+        self.neutral_given = False
         self._fm: FitModel = self._with_prior(self._base, scale=None)
         self._prev = None          # (w, R, s, t) tensors of the previous valid frame
         self._id_buffer = []       # (landmarks, w, R, s, t) of the first valid frames
@@ -168,19 +173,17 @@ class FaceFitter:
         self._cam_filter = None
 
     def rewind(self) -> None:
-        """Start the sequence again keeping the calibrated identity and neutral:
-        no warm start, filters cleared. Offline tracking calibrates on the
-        opening seconds, rewinds, then fits every frame with the frozen identity."""
+        """Start the sequence again keeping the calibrated identity and neutral
+        (calibration is finished with the frames seen so far): no warm start,
+        filters cleared. Offline tracking calibrates on the opening seconds,
+        rewinds, then fits every frame with the frozen identity."""
         self._prev = None
         self._missing = 0
         self._frame = 0
         K = self._base.K
         self._filter = OneEuroFilter(self.cfg.filter, scale=np.r_[np.ones(K), np.full(3, 0.3)])
         self._cam_filter = None
-        if self.identity_frozen:
-            self._next_id_time = np.inf
-        else:  # not enough frames to finish calibrating: start over
-            self.reset()
+        self.finish_calibration()
 
     def close(self) -> None:
         self._prev = None
@@ -262,7 +265,8 @@ class FaceFitter:
             wmin *= np.array([n.startswith(self.cfg.calibrate_prefixes) for n in names], np.float64)
             self.neutral = self.neutral + np.tensordot(wmin, self._basis64, 1)
             self._fm = self._fm.with_template(self.neutral)
-            self._id_buffer = [(lmk, *self._solve(lmk, (w - torch.from_numpy(wmin).float(), R, s, t), self.cfg.cold_iters))
+            self._id_buffer = [(lmk, *self._solve(lmk, ((w - torch.from_numpy(wmin).float()).clamp(min=0.0), R, s, t),
+                                                  self.cfg.cold_iters))
                                for lmk, w, R, s, t in self._id_buffer]
 
     def calibrate_neutral(self, landmarks) -> None:
@@ -282,6 +286,18 @@ class FaceFitter:
             self._estimate_identity(span=True)
         finally:
             self._fm = replace(self._fm, hi=free_hi)
+        self.identity_frozen = True
+        self.identity_locked = True
+        self.neutral_given = True
+        self._id_buffer = []
+        self._next_id_time = np.inf
+
+    def finish_calibration(self) -> None:
+        """Freeze identity with the calibration frames seen so far (a clip
+        shorter than `identity_seconds`); no-op when frozen or none were seen."""
+        if self.identity_frozen or not self._id_buffer:
+            return
+        self._estimate_identity(final=len(self._id_buffer) >= self.cfg.calibrate_min_frames)
         self.identity_frozen = True
         self._id_buffer = []
         self._next_id_time = np.inf
@@ -316,7 +332,10 @@ class FaceFitter:
         if landmarks is None:
             self._missing += 1
             if self._missing >= self.cfg.lost_after and self._prev is not None:
-                self.reset()
+                if self.identity_locked:   # offline pass or given neutral: same person, keep identity
+                    self._prev = None
+                else:                      # live: the next face may be someone else
+                    self.reset()
                 self._missing = self.cfg.lost_after
             return self._invalid()
         obs = _check_landmarks(landmarks)
@@ -390,16 +409,15 @@ def fit_sequence(landmarks, fps: float, config: FitConfig | None = None, model=N
     arrays or None (no face). `fitter`: use this FaceFitter (it is reset)."""
     fitter = fitter or FaceFitter(model, config)
     frames = list(landmarks)
-    if fitter.identity_frozen:  # calibrated already (calibrate_neutral): just fit
-        fitter.rewind()
-        return [fitter.process(lmk, i / fps) for i, lmk in enumerate(frames)]
-    fitter.reset()
-    for i, lmk in enumerate(frames):
-        if fitter.identity_frozen:
-            break
-        if lmk is not None:
-            fitter.process(lmk, i / fps)
-    fitter.rewind()
+    if not fitter.neutral_given:
+        fitter.reset()
+        for i, lmk in enumerate(frames):
+            if fitter.identity_frozen:
+                break
+            if lmk is not None:
+                fitter.process(lmk, i / fps)
+    fitter.rewind()                 # finishes calibration on short clips
+    fitter.identity_locked = True   # a gap in this clip is the same person
     return [fitter.process(lmk, i / fps) for i, lmk in enumerate(frames)]
 
 
@@ -418,9 +436,11 @@ def fit_batch(landmarks, config: FitConfig | None = None, model=None) -> tuple[n
     N = len(lmk)
     if N == 0:
         return np.zeros((0, fitter.model.num_params), np.float32), np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
-    for i in np.unique(np.linspace(0, N - 1, min(N, cfg.identity_frames)).astype(int)):
+    step = cfg.identity_seconds / max(1, cfg.identity_frames)
+    for k, i in enumerate(np.unique(np.linspace(0, N - 1, min(N, cfg.identity_frames)).astype(int))):
         fitter._prev = None  # cold start each sample: they may be far apart
-        fitter.process(lmk[i])
+        fitter.process(lmk[i], k * step)  # times spaced so every sample is a calibration frame
+    fitter.finish_calibration()
     fm = fitter._fm
     inits = [rigid_init(fm.tmpl.numpy(), o, fm.pivot) for o in lmk]
     R = torch.tensor(np.stack([r for r, _, _ in inits]), dtype=torch.float32)

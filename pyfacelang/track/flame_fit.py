@@ -148,9 +148,14 @@ class FlameFitter:
                   for l in landmarks]
         step = max(1, int(round(fps * self.cfg.identity_seconds / self.cfg.identity_frames)))
         calib = [o for o in frames[::step] if o is not None][: self.cfg.identity_frames]
+        self.shape = torch.zeros(self.S)  # every sequence calibrates its own shape
         if calib:
             self._calibrate_shape(calib)
-        filt, out, x_prev = OneEuroFilter(self.cfg.filter), [], None
+        # filter speeds in comparable units: coefficients 1, rotations 0.3 rad,
+        # log-scale 0.05, translation 20 mm worth of pixels
+        s0 = float(np.exp(self._cold(calib[0])[self.E + 6])) if calib else 1.0
+        scale = np.r_[np.ones(self.E), np.full(6, 0.3), 0.05, np.full(3, 20.0 * s0)]
+        filt, out, x_prev = OneEuroFilter(self.cfg.filter, scale=scale), [], None
         nan = np.full(self.flame.num_params, np.nan, np.float32)
         for i, o in enumerate(frames):
             if o is None:

@@ -76,6 +76,10 @@ def track(source, *, max_frames: int | None = None, face_index: int | None = Non
     if max_frames is not None and max_frames <= 0:
         raise FaceLangError(f"--max-frames must be positive, got {max_frames}")
     src = open_source(source)
+    if src.live and preview:
+        src.close()
+        raise FaceLangError("--preview needs a file source (a live stream cannot be read twice); "
+                            "record the stream to a file first")
     bar = None
     lmks, size = [], (0, 0)
     try:

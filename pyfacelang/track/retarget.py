@@ -28,7 +28,8 @@ def retarget_config() -> FitConfig:
 def retarget_flame_to_rig(flame, flame_params, fps: float = 25.0, config: FitConfig | None = None,
                           rig=None) -> tuple[np.ndarray, np.ndarray]:
     """flame: a FlameModel loaded with `landmark_embedding=`; flame_params
-    (T, P_flame). Returns (rig params (T, 75) float32, mean landmark error (T,) in mm)."""
+    (T, P_flame). Returns (rig params (T, 75) float32, mean 2-D (x, y) landmark
+    error per frame (T,) in mm)."""
     from ..face import load_model
 
     if getattr(flame, "name", None) != "flame":
@@ -40,7 +41,7 @@ def retarget_flame_to_rig(flame, flame_params, fps: float = 25.0, config: FitCon
     P = np.asarray(flame_params, np.float32)
     if P.ndim == 1:
         P = P[None]
-    if P.ndim != 2 or P.shape[1] != flame.num_params:
+    if P.ndim != 2 or P.shape[1] != flame.num_params or len(P) == 0:
         raise ShapeError(f"expected FLAME parameters of shape (T, {flame.num_params}), got {P.shape}")
     if not np.isfinite(P).all():
         raise ShapeError("FLAME parameters contain NaN or infinite values")
