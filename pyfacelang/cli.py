@@ -88,6 +88,17 @@ def cmd_render(args) -> int:
     from .render.faces import blendshape_sheet, render_params
     from .render.video import IMAGE_FORMATS
 
+    if args.clip:
+        from .render.clip import render_corpus_clip
+
+        folder, sep, cid = args.clip.rpartition(":")
+        if not sep or not folder or not cid:
+            raise FaceLangError(f"--clip: expected DIR:ID, got '{args.clip}'")
+        if not args.output.lower().endswith(".mp4"):
+            raise FaceLangError(f"-o {args.output}: a clip renders to an .mp4 video")
+        n = render_corpus_clip(folder, cid, args.output, size=args.size)
+        print(f"wrote {args.output} ({n} frames)")
+        return 0
     if not args.output.lower().endswith(IMAGE_FORMATS):
         raise FaceLangError(f"-o {args.output}: the output must be an image file ({', '.join(IMAGE_FORMATS)})")
     model = _load_model(args)
@@ -181,6 +192,11 @@ def cmd_eval(args) -> int:
 
 
 def cmd_bench(args) -> int:
+    if args.what == "corpus":
+        from .cli_corpus import bench_corpus
+
+        print(f"bench corpus: {args.clips} five-second clips, all cores")
+        return bench_corpus(args, _emit)
     from .track.bench import bench_fit
 
     media = _media_dir(args.media)
@@ -232,6 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--flame-path", help="FLAME model file (with --model flame)")
     r.add_argument("--set", metavar="NAME=V,...", help="parameter values, e.g. jawOpen=0.8,mouthSmileLeft=1")
     r.add_argument("--sheet", action="store_true", help="all expression blendshapes at weight 1, labelled")
+    r.add_argument("--clip", metavar="DIR:ID", help="render a corpus clip to a video (-o clip.mp4)")
     r.add_argument("--size", type=_image_size, default=512,
                    help=f"image size in pixels, {MIN_SIZE}-{MAX_SIZE} (sheet: tile = size/2)")
     r.add_argument("--yaw", type=_finite, default=0.0, help="view yaw in degrees")
@@ -260,10 +277,15 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=cmd_eval)
 
     b = sub.add_parser("bench", help="speed figures (last line: JSON)")
-    b.add_argument("what", choices=["fit"], help="what to benchmark")
+    b.add_argument("what", choices=["fit", "corpus"], help="what to benchmark")
+    b.add_argument("--clips", type=int, default=5000, help="corpus: clips to build")
     b.add_argument("--media", help="folder of real clips (default: ../shared/media when present)")
     b.add_argument("--json", help="also write the figures to this file")
     b.set_defaults(func=cmd_bench)
+
+    from .cli_corpus import add_parsers as add_corpus_parsers
+
+    add_corpus_parsers(sub, _emit)
 
     i = sub.add_parser("info", help="versions, extension build and device")
     i.set_defaults(func=cmd_info)
@@ -275,7 +297,8 @@ def main(argv=None) -> int:
     try:
         return int(args.func(args) or 0)
     except FaceLangError as e:
-        print(f"pyfacelang {args.command}: error: {e}", file=sys.stderr)
+        sub = getattr(args, "corpus_command", None)
+        print(f"pyfacelang {args.command}{' ' + sub if sub else ''}: error: {e}", file=sys.stderr)
     except FileNotFoundError as e:
         print(f"pyfacelang {args.command}: error: file not found: {e.filename or e}", file=sys.stderr)
     except OSError as e:

@@ -1,0 +1,105 @@
+"""Captions and paraphrases for a clip's labels, from varied templates, all
+deterministic given the clip's random generator.
+
+"The person starts neutral, then slowly becomes very sad, then winks with the
+left eye while tilting the head to the left."
+"""
+from __future__ import annotations
+
+import re
+
+from .vocab import Vocabulary
+
+SUBJECTS = ("The person", "The face", "Someone", "A woman", "A man", "The speaker", "This person")
+RISING = ("starts neutral, then {speed}becomes {int} {emo}", "at first looks neutral and {speed}becomes {int} {emo}",
+          "starts calm and {speed}breaks into a {int} {emo} look", "gradually becomes {int} {emo}",
+          "settles into a {int} {emo} expression")
+STEADY = ("looks {int} {emo}", "appears {int} {emo}", "seems {int} {emo}", "has a {int} {emo} expression",
+          "is {int} {emo} throughout")
+SEQUENCE = ("then", "and then", "after that", "and")
+
+
+def _gerund(phrase: str) -> str:
+    """'tilts the head to the left' -> 'tilting the head to the left'."""
+    verb, _, rest = phrase.partition(" ")
+    base = verb[:-1] if verb.endswith("s") and not verb.endswith("ss") else verb
+    if base.endswith("ie"):
+        base = base[:-2] + "y"
+    elif base.endswith("e") and not base.endswith(("ee", "ye")):
+        base = base[:-1]
+    return f"{base}ing {rest}".strip()
+
+
+def _action_phrase(act: dict, d: dict, variant: int) -> tuple[str, list]:
+    phrases = d["actions"][act["word"]]["phrases"]
+    p = phrases[variant % len(phrases)]
+    tw = act.get("tempo")
+    if tw in ("twice", "again"):
+        return f"{p} {tw}", [tw]
+    if tw == "repeatedly":
+        return f"repeatedly {p}", [tw]
+    if tw:
+        return f"{tw} {p}", [tw]
+    return p, []
+
+
+def render(labels: dict, vocab: Vocabulary, rng, emotion_word: str | None = None) -> tuple[str, list]:
+    """One caption for the labels (random template choices from rng)."""
+    d = vocab.data
+    words = []
+    emo = emotion_word or labels["emotion"]
+    intensity = labels["intensity_word"]
+    speed = labels.get("speed")
+    speed_txt = f"{speed} " if speed else ""
+    tmpl = (RISING if labels["rising"] else STEADY)[rng.integers(5)]
+    first = tmpl.format(int=intensity, emo=emo, speed=speed_txt)
+    words += [w for w in ("starts", "at first", "breaks into", "gradually becomes", "settles into") if w in first]
+    parts = [first]
+    events = [("a", a) for a in labels["actions"]]
+    if labels["head"]:
+        events.append(("h", labels["head"]))
+    events.sort(key=lambda e: e[1]["start"])
+    prev_end = None
+    for n_ev, (kind, ev) in enumerate(events):
+        if kind == "a":
+            phrase, w = _action_phrase(ev, d, int(rng.integers(2)))
+            words += w
+        else:
+            phrase = d["head_motions"][ev["word"]]["phrases"][int(rng.integers(2))]
+        overlap = prev_end is not None and ev["start"] < prev_end - 0.2
+        if overlap:
+            conn = ("while", "meanwhile", "at the same time")[int(rng.integers(3))]
+            words.append(conn)
+            parts.append(f"while {_gerund(phrase)}" if conn == "while" else f"and {conn} {phrase}")
+        else:
+            last = n_ev == len(events) - 1 and n_ev > 0
+            conn = "and finally" if last and rng.random() < 0.4 else SEQUENCE[int(rng.integers(len(SEQUENCE)))]
+            words += [w for w in ("then", "and", "after that", "finally") if w in conn.split() or w == conn]
+            parts.append(f"{conn} {phrase}")
+        prev_end = max(prev_end or 0.0, ev["end"])
+    subject = SUBJECTS[int(rng.integers(len(SUBJECTS)))]
+    text = subject + " " + ", ".join(parts) + "."
+    text = re.sub(r"\b([Aa]) ([aeiouAEIOU])", r"\1n \2", text)  # a overwhelmingly -> an overwhelmingly
+    return text.replace(" ,", ","), words
+
+
+def caption_and_paraphrases(labels: dict, vocab: Vocabulary, rng, n: int = 3) -> tuple[str, list, list]:
+    """(caption, n paraphrases, vocabulary words used). One paraphrase names the
+    emotion with a synonym from the same group."""
+    caption, words = render(labels, vocab, rng)
+    group = vocab.synonym_groups()[labels["emotion_group"]]
+    paras = []
+    for k in range(n * 3):
+        syn = None
+        if k == 0 and len(group) > 1:
+            others = [w for w in group if w != labels["emotion"]]
+            syn = others[int(rng.integers(len(others)))]
+        text, w = render(labels, vocab, rng, syn)
+        if text != caption and text not in paras:
+            paras.append(text)
+            words += w
+        if len(paras) == n:
+            break
+    while len(paras) < n:  # very short clips can exhaust the templates: vary the subject explicitly
+        paras.append(caption.replace(caption.split(" ")[0], SUBJECTS[len(paras) % len(SUBJECTS)], 1) + " ")
+    return caption, [p.strip() for p in paras], sorted(set(words))
