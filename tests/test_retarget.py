@@ -97,3 +97,27 @@ def rig_video_for_flame(tmp_path_factory, rig):
     from conftest import render_jaw_video
 
     return render_jaw_video(tmp_path_factory.mktemp("video"), rig, T=24)
+
+
+def test_corpus_import_flame(tmp_path, rig):
+    """(text, FLAME parameters) pairs -> corpus clips retargeted to the rig, FLAME kept."""
+    import subprocess
+    import sys
+
+    from pyfacelang.corpus.store import Corpus
+
+    flame = rig_as_flame(tmp_path, rig)
+    P = np.zeros((30, flame.num_params), np.float32)
+    P[:, flame.param_index(f"exp_{rig.param_names.index('jawOpen') - 16:03d}")] = np.linspace(0, 0.7, 30)
+    np.savez(tmp_path / "pair.npz", text=np.array("opens the mouth slowly"), params=P, fps=np.float32(25))
+    (tmp_path / "junk.npz").write_bytes(b"junk")
+    out = tmp_path / "imported"
+    res = subprocess.run([sys.executable, "-m", "pyfacelang", "corpus", "import-flame", str(tmp_path / "pair.npz"),
+                          str(tmp_path / "junk.npz"), "--flame-path", str(tmp_path / "flame.npz"), "--flame-num-shape",
+                          "16", "-o", str(out)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert "junk.npz" in res.stdout
+    c = Corpus(out)
+    clip = c.read(c.ids[0])
+    assert clip["meta"]["caption"] == "opens the mouth slowly" and clip["flame"].shape == P.shape
+    assert abs(clip["params"][-1, 17] - 0.7) < 0.1 and clip["params"][0, 17] < 0.1

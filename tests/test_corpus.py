@@ -1,0 +1,168 @@
+"""The corpus: balance by quota, determinism, kill-and-rerun, flipped bytes,
+stats, the Dataset, ingest of real-format video, and clip rendering."""
+import collections
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from pyfacelang.corpus.build import build_synthetic
+from pyfacelang.corpus.dataset import CorpusDataset, split_of
+from pyfacelang.corpus.stats import corpus_stats
+from pyfacelang.corpus.store import Corpus, CorpusError
+from pyfacelang.corpus.synth import SynthConfig, generate_clip, plan_corpus
+from pyfacelang.corpus.vocab import load_vocabulary
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "pyfacelang", *args], capture_output=True, text=True)
+
+
+def test_vocabulary():
+    v = load_vocabulary()
+    assert 180 <= len(v.all_words()) <= 230 and len(set(v.all_words())) == len(v.all_words())
+    assert len(v.emotions) >= 60 and len(v.actions) >= 45 and len(v.head_motions) >= 20
+    assert len(v.synonym_groups()) >= 20
+    assert sorted(set(v.intensities.values())) == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize("n", [200, 2000])
+def test_quota_balance(n):
+    v = load_vocabulary()
+    plans = plan_corpus(SynthConfig(clips=n, seed=3))
+    emo = collections.Counter(p.emotion for p in plans)
+    act = collections.Counter(a for p in plans for a in p.actions)
+    assert max(emo.values()) - min(emo.values()) <= 1 and len(emo) == len(v.emotions)
+    assert max(act.values()) - min(act.values()) <= 1
+    assert all(len(set(p.actions)) == len(p.actions) <= 2 for p in plans)
+    assert sum(p.head is not None for p in plans) > 0.4 * n
+
+
+def test_clip_content_and_determinism():
+    cfg = SynthConfig(clips=20, seed=5)
+    plans = plan_corpus(cfg)
+    a = generate_clip(plans[3], cfg)
+    b = generate_clip(plan_corpus(cfg)[3], cfg)
+    np.testing.assert_array_equal(a[0], b[0])
+    assert a[2]["caption"] == b[2]["caption"] and a[2]["paraphrases"] == b[2]["paraphrases"]
+    params, identity, meta = a
+    assert params.shape[1] == 55 and 4 * 25 - 1 <= params.shape[0] <= 6 * 25 + 1
+    assert params[:, :52].min() >= 0 and params[:, :52].max() <= 1
+    assert len(meta["paraphrases"]) >= 3 and len(set(meta["paraphrases"] + [meta["caption"]])) >= 4
+    lab = meta["labels"]
+    assert lab["emotion"] == plans[3].emotion and 1 <= lab["intensity"] <= 5
+    assert lab["emotion"] in meta["caption"] or any(lab["emotion"] in p for p in meta["paraphrases"])
+    # the emotion's recipe actually shows: its strongest ARKit shape rises above rest
+    v = load_vocabulary()
+    rec = v.data["emotion_groups"][lab["emotion_group"]]["arkit"]
+    k = list(v.arkit_vector(rec)).index(max(v.arkit_vector(rec)))
+    assert params[-1, k] > 0.1
+
+
+def test_kill_and_rerun_completes_exactly(tmp_path):
+    """Kill the generator mid-run (SIGKILL), run the same command again: the
+    corpus ends complete, with no duplicate, missing or corrupt clip, equal to
+    one built in a single run."""
+    out = tmp_path / "c"
+    cmd = [sys.executable, "-m", "pyfacelang", "corpus", "synth", "--clips", "3000", "--shard-size", "100",
+           "--workers", "1", "--seed", "9", "-o", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline and len(list(out.glob("shard_*.flc"))) < 3:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    partial = len(list(out.glob("shard_*.flc")))
+    assert 0 < partial < 30, "the kill should land mid-build"
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    c = Corpus(out)
+    assert len(c) == 3000 and len(set(c.ids)) == 3000 and c.verify() == []
+    assert not list(out.glob(".shard_*.tmp"))
+    ref = tmp_path / "ref"
+    build_synthetic(ref, SynthConfig(clips=3000, seed=9), workers=1, shard_size=100, log=lambda *a: None)
+    r = Corpus(ref)
+    for cid in ("s0000000", "s0001234", "s0002999"):
+        np.testing.assert_array_equal(c.read(cid)["params"], r.read(cid)["params"])
+        assert c.read(cid)["meta"] == r.read(cid)["meta"]
+
+
+def test_flipped_byte_is_named(tmp_path):
+    out = tmp_path / "c"
+    build_synthetic(out, SynthConfig(clips=40, seed=2), workers=1, shard_size=20, log=lambda *a: None)
+    c = Corpus(out)
+    shard = c.shards[1]
+    entry = shard.index[7]
+    off = shard.base + entry["arrays"]["params"][0] + 101
+    raw = bytearray(shard.path.read_bytes())
+    raw[off] ^= 0x40
+    shard.path.write_bytes(bytes(raw))
+    res = run("corpus", "verify", str(out))
+    assert res.returncode != 0
+    assert entry["id"] in res.stderr and "checksum" in res.stderr
+    # a byte of the caption JSON is caught too
+    entry2 = shard.index[3]
+    raw[shard.base + entry2["meta"][0] + 5] ^= 0x01
+    shard.path.write_bytes(bytes(raw))
+    assert entry2["id"] in run("corpus", "verify", str(out)).stdout
+
+
+def test_settings_mismatch_and_bad_folder(tmp_path):
+    out = tmp_path / "c"
+    build_synthetic(out, SynthConfig(clips=10, seed=1), workers=1, shard_size=10, log=lambda *a: None)
+    with pytest.raises(CorpusError, match="different settings"):
+        build_synthetic(out, SynthConfig(clips=10, seed=2), workers=1, shard_size=10, log=lambda *a: None)
+    res = run("corpus", "info", str(tmp_path / "nothing"))
+    assert res.returncode != 0 and "not a corpus" in res.stderr
+
+
+def test_stats_and_dataset(tmp_path):
+    out = tmp_path / "c"
+    res = run("corpus", "synth", "--clips", "1200", "--seed", "4", "-o", str(out))
+    assert res.returncode == 0, res.stderr
+    res = run("corpus", "stats", str(out), "--plot", str(tmp_path / "stats.png"))
+    figures = json.loads(res.stdout.strip().splitlines()[-1])
+    assert figures["clips"] == 1200 and figures["categories"] == len(load_vocabulary().emotions + load_vocabulary().actions)
+    assert figures["balance_ratio"] < 1.2 and figures["words_used"] > 180
+    assert (tmp_path / "stats.png").stat().st_size > 10000
+    info = json.loads(run("corpus", "info", str(out)).stdout.strip().splitlines()[-1])
+    assert 100 < info["bytes_per_frame"] < 140
+    figs, counts = corpus_stats(Corpus(out))
+    assert min(counts.values()) >= 1200 // 83
+    train, val, test = (CorpusDataset(out, s) for s in ("train", "val", "test"))
+    assert len(train) + len(val) + len(test) == 1200 and len(val) > 20 and len(test) > 20
+    assert not set(train.ids) & set(test.ids) and all(split_of(i) == "test" for i in test.ids)
+    item = train[0]
+    assert item["params"].shape[1] == 55 and item["params"].dtype.is_floating_point and item["caption"]
+
+
+def test_ingest_rendered_video_and_render_clip(tmp_path, rig):
+    from conftest import render_jaw_video
+
+    video, jaw = render_jaw_video(tmp_path, rig, T=30)
+    caps = tmp_path / "captions.jsonl"
+    caps.write_text(json.dumps({"video": video.name, "caption": "opens and closes the jaw", "start": 0.0,
+                                "end": 1.2}) + "\n")
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"nope" * 10)
+    out = tmp_path / "real"
+    res = run("corpus", "ingest", str(video), str(bad), "--captions", str(caps), "-o", str(out))
+    assert res.returncode == 0, res.stderr
+    assert "skipped" in res.stdout and "broken.mp4" in res.stdout
+    c = Corpus(out)
+    assert len(c) == 1 and c.verify() == []
+    clip = c.read(c.ids[0])
+    assert clip["meta"]["caption"] == "opens and closes the jaw" and clip["params"].shape == (30, 55)
+    assert np.corrcoef(clip["params"][:, 17], jaw)[0, 1] > 0.8  # jawOpen follows the render
+    mp4 = tmp_path / "clip.mp4"
+    res = run("render", "--clip", f"{out}:{c.ids[0]}", "-o", str(mp4), "--size", "128")
+    assert res.returncode == 0, res.stderr
+    import cv2
+
+    assert int(cv2.VideoCapture(str(mp4)).get(cv2.CAP_PROP_FRAME_COUNT)) == 30
+    assert run("render", "--clip", f"{out}:nope", "-o", str(mp4)).returncode != 0
