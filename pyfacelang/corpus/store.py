@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import struct
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import write_atomic
 from ..errors import FaceLangError
 
 MAGIC = b"FLCORP01"
@@ -39,50 +38,39 @@ def _pad(n: int) -> int:
 
 def write_shard(path: Path, clips: list[tuple[str, dict, dict]]) -> int:
     """clips: (id, {name: array}, meta dict). Writes atomically; returns bytes."""
-    blobs, index, offset = [], [], 0
+    blobs, index = [], []
+    offset = 0
+
+    def append(b: bytes, h) -> int:
+        """Add a blob (hashed, then padded to ALIGN); returns its offset."""
+        nonlocal offset
+        at = offset
+        blobs.append(b)
+        blobs.append(b"\0" * _pad(at + len(b)))
+        h.update(b)
+        offset = at + len(b) + _pad(at + len(b))
+        return at
+
     for cid, arrays, meta in clips:
         entry = {"id": cid, "arrays": {}}
         h = hashlib.sha256()
         for name, arr in arrays.items():
             a = np.ascontiguousarray(arr)
-            b = a.tobytes()
-            entry["arrays"][name] = [offset, a.dtype.str, list(a.shape)]
-            blobs.append(b)
-            h.update(b)
-            offset += len(b)
-            p = _pad(offset)
-            blobs.append(b"\0" * p)
-            offset += p
+            entry["arrays"][name] = [append(a.tobytes(), h), a.dtype.str, list(a.shape)]
         mb = json.dumps(meta, ensure_ascii=False, sort_keys=True).encode()
-        entry["meta"] = [offset, len(mb)]
-        blobs.append(mb)
-        h.update(mb)
-        offset += len(mb)
-        p = _pad(offset)
-        blobs.append(b"\0" * p)
-        offset += p
+        entry["meta"] = [append(mb, h), len(mb)]
         entry["sha256"] = h.hexdigest()
         index.append(entry)
     head = json.dumps({"version": 1, "clips": index}).encode()
     pre = MAGIC + struct.pack("<Q", len(head)) + head
     pre += b"\0" * _pad(len(pre))
     base = len(pre)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(pre)
-            for b in blobs:
-                f.write(b)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    def fill(f) -> None:
+        f.write(pre)
+        for b in blobs:
+            f.write(b)
+
+    write_atomic(path, fill)
     return base + offset
 
 

@@ -1,6 +1,7 @@
 """Rotation helpers shared by the face models (stateless torch math)."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 
@@ -33,11 +34,9 @@ def matrix_to_axis_angle(R: torch.Tensor) -> torch.Tensor:
     return w * factor[..., None]
 
 
-def rodrigues_np(rvec) -> "np.ndarray":
+def rodrigues_np(rvec) -> np.ndarray:
     """NumPy twin of `axis_angle_to_matrix` for one rotation (3,) -> (3, 3), float64.
     Used on per-frame paths where torch's per-call overhead dominates."""
-    import numpy as np
-
     v = np.asarray(rvec, np.float64)
     t2 = float(v @ v)
     if t2 < 1e-8:
@@ -49,10 +48,8 @@ def rodrigues_np(rvec) -> "np.ndarray":
     return np.eye(3) + a * K + b * (K @ K)
 
 
-def log_rotation_np(R) -> "np.ndarray":
+def log_rotation_np(R) -> np.ndarray:
     """NumPy twin of `matrix_to_axis_angle` for one rotation (3, 3) -> (3,)."""
-    import numpy as np
-
     R = np.asarray(R, np.float64)
     cos = np.clip((np.trace(R) - 1.0) * 0.5, -1.0, 1.0)
     theta = np.arccos(cos)

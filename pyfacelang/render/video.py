@@ -7,11 +7,11 @@ previous good file with a partial one)."""
 from __future__ import annotations
 
 import os
-import tempfile
 
 import cv2
 import numpy as np
 
+from ..atomic import commit, remove_quietly, temp_path
 from ..errors import FaceLangError, ShapeError
 
 
@@ -26,41 +26,6 @@ def _check_folder(path: str | os.PathLike) -> tuple[str, str]:
     return path, folder
 
 
-def _temp_path(path: str, folder: str, suffix: str) -> str:
-    """Create (and close) an empty hidden temp file beside `path`."""
-    base = os.path.basename(path)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=f".tmp{suffix}", dir=folder)
-    except OSError as exc:
-        raise FaceLangError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    os.close(fd)
-    return tmp
-
-
-def _publish(tmp: str, path: str) -> None:
-    """fsync `tmp`, give it normal file permissions (mkstemp makes it 0600:
-    keep an existing destination's mode, else 0666 minus the umask) and move
-    it over `path` in one step."""
-    try:
-        mode = os.stat(path).st_mode & 0o7777
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = 0o666 & ~umask
-    with open(tmp, "rb+") as fh:
-        os.fsync(fh.fileno())
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
-
-
-def _remove_quietly(path: str | None) -> None:
-    if path:
-        try:
-            os.remove(path)
-        except FileNotFoundError:
-            pass
-
-
 def _check_frame(frame, name: str = "frame") -> np.ndarray:
     img = np.asarray(frame)
     if img.ndim != 3 or img.shape[2] != 3 or img.shape[0] < 1 or img.shape[1] < 1:
@@ -68,22 +33,6 @@ def _check_frame(frame, name: str = "frame") -> np.ndarray:
     if img.dtype != np.uint8:
         raise ShapeError(f"{name} must be uint8, got {img.dtype}")
     return np.ascontiguousarray(img)
-
-
-def _commit(tmp: str, path: str, before=None) -> None:
-    """Run `before()` (fill or check the temp file), then move `tmp` to `path`.
-    On any failure the temp file is removed and `path` is left untouched; OS
-    errors become a FaceLangError naming the destination."""
-    try:
-        if before is not None:
-            before()
-        _publish(tmp, path)
-    except OSError as exc:
-        _remove_quietly(tmp)
-        raise FaceLangError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    except BaseException:
-        _remove_quietly(tmp)
-        raise
 
 
 IMAGE_FORMATS = (".png", ".jpg", ".jpeg")
@@ -103,13 +52,13 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
     ok, buf = cv2.imencode(ext, img)
     if not ok:
         raise FaceLangError(f"could not encode {path} as {ext}")
-    tmp = _temp_path(path, folder, ext)
+    tmp = temp_path(path, ext)
 
     def fill() -> None:
         with open(tmp, "wb") as fh:
             fh.write(buf.tobytes())
 
-    _commit(tmp, path, fill)
+    commit(tmp, path, fill)
 
 
 class VideoWriter:
@@ -158,12 +107,12 @@ class VideoWriter:
 
     # -- writing -----------------------------------------------------------
     def _open(self, width: int, height: int) -> None:
-        self._tmp = _temp_path(self.path, self._folder, ".mp4")
+        self._tmp = temp_path(self.path, ".mp4")
         writer = cv2.VideoWriter(self._tmp, cv2.VideoWriter_fourcc(*self.fourcc),
                                  self.fps, (width, height))
         if not writer.isOpened():
             writer.release()
-            _remove_quietly(self._tmp)
+            remove_quietly(self._tmp)
             self._tmp = None
             raise FaceLangError(f"cannot write {self.path}: OpenCV could not open a "
                                 f"{self.fourcc!r} video writer for {width}x{height} frames")
@@ -199,7 +148,7 @@ class VideoWriter:
             if os.path.getsize(tmp) == 0:
                 raise FaceLangError(f"OpenCV produced an empty file for {self.path}")
 
-        _commit(tmp, self.path, check)
+        commit(tmp, self.path, check)
 
     def abort(self) -> None:
         """Discard everything written so far; the destination is untouched."""
@@ -207,5 +156,5 @@ class VideoWriter:
         if self._writer is not None:
             self._writer.release()
             self._writer = None
-        _remove_quietly(self._tmp)
+        remove_quietly(self._tmp)
         self._tmp = None

@@ -3,13 +3,12 @@
 (see DESIGN.md section 9)."""
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import write_atomic
 from ..errors import FaceLangError
 from .fitter import FaceFitter, FitConfig
 from .landmarks import LandmarkDetector
@@ -45,18 +44,7 @@ def save_npz(path, arrays: dict) -> None:
         raise FaceLangError(f"output must be a .npz file, got '{path}'")
     if not path.parent.exists():
         raise FaceLangError(f"output folder '{path.parent}' does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.npz", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    write_atomic(path, lambda fh: np.savez(fh, **arrays), ".npz")
 
 
 def track(source, *, max_frames: int | None = None, face_index: int | None = None, config: FitConfig | None = None,

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .fitter import rigid_init  # noqa: F401  (re-exported for tests)
-
 F = np.array([1.0, -1.0, -1.0])
 
 
