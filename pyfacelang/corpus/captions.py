@@ -100,6 +100,12 @@ def caption_and_paraphrases(labels: dict, vocab: Vocabulary, rng, n: int = 3) ->
             words += w
         if len(paras) == n:
             break
-    while len(paras) < n:  # very short clips can exhaust the templates: vary the subject explicitly
-        paras.append(caption.replace(caption.split(" ")[0], SUBJECTS[len(paras) % len(SUBJECTS)], 1) + " ")
-    return caption, [p.strip() for p in paras], sorted(set(words))
+    subject = next(s for s in SUBJECTS if caption.startswith(s + " "))
+    others = [s for s in SUBJECTS if s != subject]
+    for other in others:  # very short clips can exhaust the templates: vary the subject explicitly
+        if len(paras) >= n:
+            break
+        text = other + caption[len(subject):]
+        if text not in paras:
+            paras.append(text)
+    return caption, paras, sorted(set(words))

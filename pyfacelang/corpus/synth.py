@@ -16,10 +16,8 @@ import numpy as np
 
 from .vocab import Vocabulary, load_vocabulary
 
-PARAM_DIMS = 55          # 52 ARKit weights + head rotation (rx pitch, ry yaw, rz roll)
 IDENTITY_DIMS = 16
 GROUP_RISE = {"slow": 0.9, "medium": 0.5, "fast": 0.25}   # seconds to reach apex, per recipe tempo
-SUBJECTS = ("The person", "The face", "Someone", "A woman", "A man", "The speaker", "They")
 
 
 @dataclass(frozen=True)
@@ -135,7 +133,6 @@ def generate_clip(plan: ClipPlan, cfg: SynthConfig, vocab: Vocabulary | None = N
     T = max(2, int(round(plan.seconds * fps)))
     D = T / fps
     t = np.arange(T) / fps
-    W = np.zeros((T, 52))
     pose = np.zeros((T, 3))                     # pitch (+ down), yaw (+ subject's left), roll (+ left eye up)
     used_words = {plan.emotion}
 

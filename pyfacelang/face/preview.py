@@ -107,10 +107,10 @@ def build_preview(rig, verts: np.ndarray):
     # fan triangles share face vertices: give the cavity its colour via a copy of the loop
     verts_all = np.concatenate(out_v)
     tris_all = np.concatenate(out_t).astype(np.int32)
-    return _recolour_fans(verts_all, tris_all, colors, len(rig.triangles) + 2 * len(sphere_tris), n_face=len(verts))
+    return _recolour_fans(verts_all, tris_all, colors, len(rig.triangles) + 2 * len(sphere_tris))
 
 
-def _recolour_fans(verts, tris, colors, first_fan_tri, n_face):
+def _recolour_fans(verts, tris, colors, first_fan_tri):
     """Fan triangles reuse face-border vertices (skin coloured); duplicate those
     vertices with the fan centre's colour so cavities render dark."""
     fan = tris[first_fan_tri:].copy()

@@ -96,12 +96,10 @@ def rig_fit_model(rig, *, identity=None, weights=None, prior: float = 0.5) -> Fi
     """FitModel for the built-in rig's 52 ARKit shapes with an identity applied."""
     from ..face.builtin import HEAD_PIVOT
 
-    n_id = rig.slices["identity"].stop
     tmpl = rig.template.astype(np.float64)
     if identity is not None:
         tmpl = tmpl + np.tensordot(np.asarray(identity, np.float64), rig.identity_basis.astype(np.float64), 1)
     lo, hi = rig.param_bounds()
     ex = rig.slices["expression"]
-    del n_id
     return FitModel.build(tmpl, rig.blendshapes, landmark_weights(rig) if weights is None else weights,
                           lo[ex], hi[ex], np.full(len(rig.blendshapes), prior, np.float32), HEAD_PIVOT)
