@@ -12,6 +12,7 @@
 
 #include "blend/blend.h"
 #include "fit/fit.h"
+#include "vq/vq.h"
 #include "common/status.h"
 
 #ifdef FACELANG_WITH_CUDA
@@ -147,4 +148,37 @@ PYBIND11_MODULE(_C, m) {
       "Bounded Levenberg-Marquardt face fit for N frames (see csrc/fit/fit.h). `model` maps "
       "tmpl/basis/weights/lo/hi/prior/l1/gram/cross/bsum/gram_t/cross_t to addresses and pivot to 3 floats.");
   m.def("fit_cuda_scratch_doubles", &fit_cuda_scratch_doubles, "Doubles of CUDA scratch fit() needs.");
+  m.def(
+      "vq",
+      [](std::uintptr_t x, std::uintptr_t codebook, std::uintptr_t idx, std::uintptr_t dist, int64_t N, int64_t K,
+         int64_t D, bool exact, bool on_cuda, int num_threads, std::uintptr_t stream) {
+        VqArgs a;
+        a.x = ptr<const float>(x);
+        a.codebook = ptr<const float>(codebook);
+        a.idx = ptr<int32_t>(idx);
+        a.dist = ptr<float>(dist);
+        a.N = N;
+        a.K = K;
+        a.D = D;
+        a.exact = exact;
+        a.num_threads = num_threads;
+        a.stream = reinterpret_cast<void*>(stream);
+        int st;
+        {
+          py::gil_scoped_release nogil;
+          st = vq(a, on_cuda);
+        }
+        check(st, "vq");
+      },
+      py::arg("x"), py::arg("codebook"), py::arg("idx"), py::arg("dist"), py::arg("N"), py::arg("K"), py::arg("D"),
+      py::arg("exact"), py::arg("on_cuda"), py::arg("num_threads") = 0, py::arg("stream") = 0,
+      "Nearest code (squared L2) of N float32 queries among K codes: int32 idx and float32 dist "
+      "(see csrc/vq/vq.h).");
+  m.def(
+      "all_finite",
+      [](std::uintptr_t data, int64_t n) {
+        py::gil_scoped_release nogil;
+        return vq_all_finite(ptr<const float>(data), n);
+      },
+      py::arg("data"), py::arg("n"), "True when n float32 values in host memory are all finite.");
 }

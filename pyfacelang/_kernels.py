@@ -35,7 +35,9 @@ def _f32(t: torch.Tensor, name: str, shape: tuple, device: torch.device) -> torc
         raise ShapeError(f"{name}: expected shape {want}, got {tuple(t.shape)}")
     if t.device != device:
         raise ShapeError(f"{name}: on {t.device}, expected {device} like the other inputs")
-    return t.to(torch.float32).contiguous()
+    if t.dtype != torch.float32:
+        t = t.to(torch.float32)
+    return t.contiguous()
 
 
 def _addr(t: torch.Tensor | None) -> int:
@@ -136,3 +138,53 @@ def fit(model, obs: torch.Tensor, w: torch.Tensor, rot: torch.Tensor, scale: tor
             cost.data_ptr(), iters.data_ptr(), N, V, K, max_iters, max_trials, mu0, tol, int(chain), num_threads,
             on_cuda, stream, _addr(scratch)))
     return w, rot, scale, trans, cost, iters
+
+
+def _check_finite(t: torch.Tensor, what: str) -> None:
+    # CPU: one vectorized pass in C++ (~1 us for a 1024 x 64 codebook against
+    # ~100 us for torch.isfinite, and no intra-op threads left spinning while
+    # the kernel runs); CUDA: torch.isfinite.
+    if t.device.type == "cpu":
+        ok = ext().all_finite(t.data_ptr(), t.numel())
+    else:
+        ok = bool(torch.isfinite(t).all())
+    if not ok:
+        raise ShapeError(f"nearest_code: {what} contains NaN or infinite values")
+
+
+def nearest_code(x: torch.Tensor, codebook: torch.Tensor, *, exact: bool = False, num_threads: int = 0):
+    """Nearest code in squared L2 (csrc/vq): vector quantization. No autograd.
+
+    x (N, D) queries, codebook (K, D) with K >= 1, floating point, finite, on
+    one device -> (idx (N,) int32, dist (N,) float32): idx[n] = argmin_k
+    ||x[n] - codebook[k]||^2 (ties -> lowest k) and dist[n] that squared
+    distance, evaluated in fp32. On CPU the search runs a bf16 pass with a
+    rigorous error bound and re-ranks the shortlist exactly, so the answer is
+    the exact fp32 nearest code; exact=True runs that pass in fp32 instead
+    (same answers up to exact fp32 ties, slower). The CUDA path computes every
+    distance exactly and ignores `exact`. num_threads: CPU worker threads
+    (0 = all cores)."""
+    device = _device_of(x, codebook)
+    for name, t in (("x", x), ("codebook", codebook)):
+        if not t.is_floating_point():
+            raise ShapeError(f"nearest_code: {name} must be a floating-point tensor, got {t.dtype}")
+    codebook = _f32(codebook, "codebook", (None, None), device)
+    K, D = codebook.shape
+    if K == 0 or D == 0:
+        raise ShapeError(f"nearest_code: the codebook must have K >= 1 codes of D >= 1 dims, got {(K, D)}")
+    x = _f32(x, "x", (None, D), device)
+    N = x.shape[0]
+    _check_finite(x, "x (queries)")
+    _check_finite(codebook, "the codebook")
+    idx = torch.empty(N, dtype=torch.int32, device=device)
+    dist = torch.empty(N, dtype=torch.float32, device=device)
+    if N == 0:
+        return idx, dist
+    if device.type == "cpu":  # the live single-frame path: no closure
+        ext().vq(x.data_ptr(), codebook.data_ptr(), idx.data_ptr(), dist.data_ptr(), N, K, D, bool(exact), False,
+                 num_threads, 0)
+        return idx, dist
+    _launch(device, lambda on_cuda, stream: ext().vq(
+        x.data_ptr(), codebook.data_ptr(), idx.data_ptr(), dist.data_ptr(), N, K, D, bool(exact), on_cuda,
+        num_threads, stream))
+    return idx, dist

@@ -156,3 +156,25 @@ def fit_lm_ref(tmpl, basis, weights, lo, hi, prior, pivot, obs, w, R, s, t, *, l
         for k, v in zip(("w", "R", "s", "t", "cost", "iters"), (wn, Rn, sn, tn, cost, it)):
             out[k].append(torch.as_tensor(v))
     return {k: torch.stack(v) for k, v in out.items()}
+
+
+# ---------------------------------------------------------------------- vq
+def nearest_code_ref(x: torch.Tensor, codebook: torch.Tensor, block_elems: int = 1 << 22):
+    """Twin of csrc/vq: nearest code in squared L2.
+
+    x (N, D), codebook (K, D) -> (idx (N,) int64, dist (N,) in x's dtype) with
+    idx[n] = argmin_k ||x[n] - codebook[k]||^2 (first minimum) and dist the
+    squared distance to that code. Distances are evaluated in float64 (the
+    expanded form is accurate there), over blocks of rows so that only
+    ~block_elems distances exist at once."""
+    N, K = x.shape[0], codebook.shape[0]
+    x64, c64 = x.to(torch.float64), codebook.to(torch.float64)
+    c2 = (c64 * c64).sum(1)
+    idx = torch.empty(N, dtype=torch.int64, device=x.device)
+    rows = max(1, block_elems // max(K, 1))
+    for lo in range(0, N, rows):
+        xb = x64[lo:lo + rows]
+        d = (xb * xb).sum(1, keepdim=True) + c2[None] - 2.0 * xb @ c64.T  # (rows, K)
+        idx[lo:lo + rows] = d.argmin(1)
+    dist = ((x64 - c64[idx]) ** 2).sum(1)
+    return idx, dist.to(x.dtype)

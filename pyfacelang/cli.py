@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .cli_tokens import add_bench_options, add_eval_options
 from .errors import FaceLangError
 
 EXIT_ERROR = 1
@@ -88,6 +89,16 @@ def cmd_render(args) -> int:
     from .render.faces import blendshape_sheet, render_params
     from .render.video import IMAGE_FORMATS
 
+    if args.params:
+        from .render.sequence import render_param_files
+
+        if not args.output.lower().endswith(".mp4"):
+            raise FaceLangError(f"-o {args.output}: parameter files render to an .mp4 video")
+        n = render_param_files(args.params, args.output, size=min(args.size, 768), source=args.source)
+        print(f"wrote {args.output} ({n} frames, {len(args.params) + bool(args.source)} columns)")
+        return 0
+    if args.source:
+        raise FaceLangError("--source is shown next to --params files; give at least one --params")
     if args.clip:
         from .render.clip import render_corpus_clip
 
@@ -179,6 +190,10 @@ def _media_dir(arg):
 
 
 def cmd_eval(args) -> int:
+    if args.what == "tokenizer":
+        from .cli_tokens import cmd_eval_tokenizer
+
+        return cmd_eval_tokenizer(args, _emit, _media_dir)
     from .track.evaluate import eval_fit
 
     media = _media_dir(args.media)
@@ -192,6 +207,10 @@ def cmd_eval(args) -> int:
 
 
 def cmd_bench(args) -> int:
+    if args.what == "vq":
+        from .cli_tokens import cmd_bench_vq
+
+        return cmd_bench_vq(args, _emit)
     if args.what == "corpus":
         from .cli_corpus import bench_corpus
 
@@ -249,6 +268,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--set", metavar="NAME=V,...", help="parameter values, e.g. jawOpen=0.8,mouthSmileLeft=1")
     r.add_argument("--sheet", action="store_true", help="all expression blendshapes at weight 1, labelled")
     r.add_argument("--clip", metavar="DIR:ID", help="render a corpus clip to a video (-o clip.mp4)")
+    r.add_argument("--params", action="append", metavar="FILE",
+                   help="render a parameter file (track/detokenize .npz) to a video; repeat to compare side by side")
+    r.add_argument("--source", help="with --params: show this video as the first column")
     r.add_argument("--size", type=_image_size, default=512,
                    help=f"image size in pixels, {MIN_SIZE}-{MAX_SIZE} (sheet: tile = size/2)")
     r.add_argument("--yaw", type=_finite, default=0.0, help="view yaw in degrees")
@@ -270,22 +292,26 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_track)
 
     e = sub.add_parser("eval", help="quality figures (last line: JSON)")
-    e.add_argument("what", choices=["fit"], help="what to evaluate")
+    e.add_argument("what", choices=["fit", "tokenizer"], help="what to evaluate")
     e.add_argument("--media", help="folder of real clips (default: ../shared/media when present)")
     e.add_argument("--max-frames", type=int, help="use at most N frames per clip")
     e.add_argument("--json", help="also write the figures to this file")
+    add_eval_options(e)
     e.set_defaults(func=cmd_eval)
 
     b = sub.add_parser("bench", help="speed figures (last line: JSON)")
-    b.add_argument("what", choices=["fit", "corpus"], help="what to benchmark")
+    b.add_argument("what", choices=["fit", "corpus", "vq"], help="what to benchmark")
     b.add_argument("--clips", type=int, default=5000, help="corpus: clips to build")
     b.add_argument("--media", help="folder of real clips (default: ../shared/media when present)")
     b.add_argument("--json", help="also write the figures to this file")
+    add_bench_options(b)
     b.set_defaults(func=cmd_bench)
 
     from .cli_corpus import add_parsers as add_corpus_parsers
+    from .cli_tokens import add_parsers as add_token_parsers
 
     add_corpus_parsers(sub, _emit)
+    add_token_parsers(sub)
 
     i = sub.add_parser("info", help="versions, extension build and device")
     i.set_defaults(func=cmd_info)

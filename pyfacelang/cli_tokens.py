@@ -1,0 +1,223 @@
+"""CLI for geometric tokens: `train tokenizer`, `tokenize`, `detokenize`,
+`eval tokenizer`, `bench vq`. argparse stays here; the work is in
+`pyfacelang.tokens`."""
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .errors import FaceLangError
+
+
+def _positive(text: str) -> int:
+    import argparse
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: '{text}'") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {v}")
+    return v
+
+
+def _out_npz(path: str) -> None:
+    if not path.endswith(".npz"):
+        raise FaceLangError(f"-o must be a .npz file, got '{path}'")
+    if not Path(path).resolve().parent.is_dir():
+        raise FaceLangError(f"output folder '{Path(path).parent}' does not exist")
+
+
+def _read_npz(path: str) -> dict:
+    if not Path(path).is_file():
+        raise FaceLangError(f"input file not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (ValueError, OSError, EOFError) as e:
+        raise FaceLangError(f"{path}: not a readable .npz file ({e})") from None
+
+
+# ----------------------------------------------------------------- train
+def cmd_train(args) -> int:
+    from .tokens.config import PRESETS
+    from .tokens.train import train_tokenizer
+
+    cfg = PRESETS[args.preset]
+    if args.steps:
+        cfg = dataclasses.replace(cfg, steps=args.steps)
+    if args.codebook_size:
+        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, codebook_size=args.codebook_size))
+    if args.threads:
+        cfg = dataclasses.replace(cfg, threads=args.threads)
+    corpus = args.corpus
+    if corpus is None:
+        from .corpus.build import build_synthetic
+        from .corpus.synth import SynthConfig
+
+        corpus = str(Path(args.output) / "corpus")
+        print(f"no --corpus: building the preset's synthetic corpus ({cfg.corpus_clips} clips, seed "
+              f"{cfg.corpus_seed}) in {corpus}")
+        build_synthetic(corpus, SynthConfig(clips=cfg.corpus_clips, seed=cfg.corpus_seed), log=lambda *a: None)
+    elif not Path(corpus).is_dir():
+        raise FaceLangError(f"--corpus {corpus} is not a folder")
+    summary = train_tokenizer(corpus, args.output, cfg, progress=not args.quiet and sys.stderr.isatty(),
+                              preset=args.preset)
+    print(f"wrote tokenizer {args.output} ({summary['steps']} steps on {summary['train_clips']} clips, "
+          f"{summary['seconds']:.0f} s)")
+    return 0
+
+
+# ------------------------------------------------------- tokenize / detok
+def _motion_of(arrays: dict, path: str):
+    from .tokens.geometry import motion_from_params
+
+    if "params" not in arrays or "param_names" not in arrays:
+        raise FaceLangError(f"{path}: expected 'params' and 'param_names' arrays (a file from `pyfacelang track` "
+                            "or `detokenize`)")
+    motion = motion_from_params(arrays["params"], arrays["param_names"])
+    valid = arrays.get("valid")
+    if valid is not None and len(valid) != len(motion):
+        raise FaceLangError(f"{path}: 'valid' has {len(valid)} flags for {len(motion)} frames")
+    return motion, valid
+
+
+def cmd_tokenize(args) -> int:
+    from .tokens.tokenizer import FaceTokenizer
+    from .track.pipeline import save_npz
+
+    _out_npz(args.output)
+    tok = FaceTokenizer.load(args.tokenizer)
+    if args.input.endswith(".npz"):
+        arrays = _read_npz(args.input)
+    else:
+        from .track.pipeline import track
+
+        tr = track(args.input, max_frames=args.max_frames, progress=not args.quiet and sys.stderr.isatty())
+        if not tr.valid.any():
+            raise FaceLangError(f"no face found in any of the {len(tr.valid)} frames of '{args.input}'")
+        arrays = tr.to_dict()
+    motion, valid = _motion_of(arrays, args.input)
+    tokens = tok.encode(motion, valid)
+    fps = float(arrays.get("fps", 25.0))
+    out = {**arrays, "tokens": tokens, "fps": np.float32(fps), "tokenizer": np.array(str(args.tokenizer or "default")),
+           "codebook_size": np.int32(tok.codebook_size)}
+    save_npz(args.output, out)
+    print(f"wrote {args.output}: {len(tokens)} tokens at {fps:g} fps ({len(np.unique(tokens))} distinct, "
+          f"codebook {tok.codebook_size})")
+    return 0
+
+
+def cmd_detokenize(args) -> int:
+    from .face import load_model
+    from .tokens.geometry import MOTION_NAMES
+    from .tokens.tokenizer import FaceTokenizer
+    from .track.pipeline import save_npz
+
+    _out_npz(args.output)
+    arrays = _read_npz(args.input)
+    if "tokens" not in arrays:
+        raise FaceLangError(f"{args.input}: no 'tokens' array (write one with `pyfacelang tokenize`)")
+    tok = FaceTokenizer.load(args.tokenizer)
+    motion = tok.decode(arrays["tokens"])
+    rig = load_model("builtin")
+    P = np.tile(rig.neutral_params(), (len(motion), 1))
+    names = arrays.get("param_names")
+    if names is not None and "params" in arrays and "id_00" in [str(n) for n in names]:
+        ok = np.isfinite(arrays["params"]).all(1)      # keep the tracked identity (not part of the tokens)
+        if ok.any():
+            P[:, rig.slices["identity"]] = arrays["params"][ok][:, rig.slices["identity"]].mean(0)
+    P[:, rig.slices["expression"]] = motion[:, :52]
+    P[:, rig.slices["rotation"]] = motion[:, 52:55]
+    fps = float(arrays.get("fps", 25.0))
+    save_npz(args.output, {"params": P.astype(np.float32), "param_names": np.array(rig.param_names),
+                           "valid": np.ones(len(P), bool), "motion": motion, "motion_names": np.array(MOTION_NAMES),
+                           "tokens": np.asarray(arrays["tokens"], np.int32), "fps": np.float32(fps),
+                           "model": np.array("builtin")})
+    print(f"wrote {args.output}: {len(P)} frames of built-in rig parameters at {fps:g} fps")
+    return 0
+
+
+# -------------------------------------------------------------- eval / bench
+def cmd_eval_tokenizer(args, emit, media_dir) -> int:
+    from .tokens.evaluate import eval_tokenizer, real_clip_motion, synthetic_test_clips
+    from .tokens.tokenizer import FaceTokenizer
+    from .tokens.train import load_clips
+
+    tok = FaceTokenizer.load(args.tokenizer)
+    base = None if args.no_baseline else FaceTokenizer.load(args.baseline or "baseline")
+    if args.corpus:
+        clips = load_clips(args.corpus, "test")
+        source = f"test split of {args.corpus}"
+    else:
+        clips = synthetic_test_clips(args.seed, args.clips)
+        source = f"{args.clips} fresh synthetic clips (seed {args.seed})"
+    print(f"eval tokenizer ({args.tokenizer or 'default'}) on {source}: {sum(map(len, clips))} frames")
+    media = None if args.no_real else media_dir(args.media)
+    real = real_clip_motion(media) if media else None
+    if media is None and not args.no_real:
+        print("  (no real clips found: pass --media DIR; real-clip figures omitted)")
+    emit(eval_tokenizer(tok, base, clips, real), args.json)
+    return 0
+
+
+def cmd_bench_vq(args, emit) -> int:
+    from .tokens.bench import bench_vq, format_table
+
+    print(f"bench vq: nearest code, N={args.n} K={args.k} D={args.d}, {args.data} data")
+    res = bench_vq(args.n, args.k, args.d, threads=args.threads, data=args.data, repeats=args.repeats)
+    print(format_table(res))
+    emit(res, args.json)
+    return 0
+
+
+def add_parsers(sub) -> None:
+    t = sub.add_parser("train", help="train a model (the geometric tokenizer)")
+    t.add_argument("what", choices=["tokenizer"], help="what to train")
+    t.add_argument("--corpus", help="corpus folder (default: build the preset's synthetic corpus in OUT/corpus)")
+    t.add_argument("-o", "--output", required=True, help="output tokenizer folder (rerun to resume)")
+    from .tokens.config import PRESETS
+    t.add_argument("--preset", choices=sorted(PRESETS), default="default",
+                   help="training recipe: default (shipped), baseline (coefficient space), tiny (smoke test)")
+    t.add_argument("--steps", type=_positive, help="override the preset's optimiser steps")
+    t.add_argument("--codebook-size", type=_positive, help="override the preset's codebook size")
+    t.add_argument("--threads", type=_positive, help="torch threads (default: all cores)")
+    t.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(func=cmd_train)
+
+    k = sub.add_parser("tokenize", help="params .npz (from track) or video -> one geometric token per frame")
+    k.add_argument("input", help="a parameter file from `pyfacelang track`, or a video/image source (tracked first)")
+    k.add_argument("-o", "--output", required=True, help="output .npz (input arrays + tokens int32 (T,))")
+    k.add_argument("--tokenizer", help="tokenizer folder (default: the one shipped in the package)")
+    k.add_argument("--max-frames", type=int, help="video input: stop after N frames")
+    k.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    k.set_defaults(func=cmd_tokenize)
+
+    d = sub.add_parser("detokenize", help="tokens .npz -> built-in rig parameters .npz")
+    d.add_argument("input", help="a .npz with a 'tokens' array")
+    d.add_argument("-o", "--output", required=True, help="output parameter file (.npz)")
+    d.add_argument("--tokenizer", help="tokenizer folder (default: the one shipped in the package)")
+    d.set_defaults(func=cmd_detokenize)
+
+
+def add_eval_options(e) -> None:
+    g = e.add_argument_group("tokenizer")
+    g.add_argument("--tokenizer", help="tokenizer folder (default: shipped)")
+    g.add_argument("--baseline", help="coefficient-space baseline folder (default: shipped)")
+    g.add_argument("--no-baseline", action="store_true", help="skip the coefficient baseline")
+    g.add_argument("--corpus", help="evaluate on the test split of this corpus")
+    g.add_argument("--seed", type=int, default=1234, help="seed of the fresh synthetic test set (no --corpus)")
+    g.add_argument("--clips", type=_positive, default=500, help="clips in the synthetic test set")
+    g.add_argument("--no-real", action="store_true", help="skip the real clips")
+
+
+def add_bench_options(b) -> None:
+    g = b.add_argument_group("vq")
+    g.add_argument("--n", type=_positive, default=100_000, help="queries (frames)")
+    g.add_argument("--k", type=_positive, default=1024, help="codebook size")
+    g.add_argument("--d", type=_positive, default=64, help="code dimension")
+    g.add_argument("--data", choices=["gaussian", "clustered"], default="gaussian")
+    g.add_argument("--repeats", type=_positive, default=5)
+    g.add_argument("--threads", type=int, default=0, help="worker threads (0 = all cores)")

@@ -1,0 +1,204 @@
+"""Training the tokenizer: windows of corpus clips, EMA codebook, checkpoints.
+
+`train_tokenizer(corpus, out, cfg)` is resumable: every `checkpoint_every`
+steps it writes `out/checkpoint.pt` atomically (model, optimiser, sampler RNG,
+step); rerunning the same command continues from there. The result is a
+tokenizer folder (see `tokenizer.py`) plus `train_log.jsonl`.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..atomic import temp_path, publish, remove_quietly
+from ..errors import FaceLangError
+from .config import TrainConfig
+from .geometry import MotionGeometry, fill_invalid, motion_from_params
+from .model import GeoVQVAE
+from .tokenizer import FaceTokenizer
+
+
+def load_clips(corpus, split: str = "train", limit: int | None = None) -> list[np.ndarray]:
+    """Motion rows (T, 55) float32 of each clip of `split` in a corpus folder."""
+    from ..corpus.dataset import split_of
+    from ..corpus.store import Corpus
+    c = Corpus(corpus)
+    names = c.config.get("param_names")
+    if names is None:
+        raise FaceLangError(f"corpus '{corpus}' does not name its parameters (corpus.json lacks param_names)")
+    ids = [i for i in c.ids if split == "all" or split_of(i) == split]
+    if limit is not None:
+        ids = ids[:limit]
+    clips = []
+    for cid in ids:
+        m, _ = fill_invalid(motion_from_params(c.read(cid)["params"], names))
+        if len(m) >= 2:
+            clips.append(m)
+    if not clips:
+        raise FaceLangError(f"corpus '{corpus}' has no '{split}' clips to train on")
+    return clips
+
+
+def random_motion(rng: np.random.Generator, base: np.ndarray) -> np.ndarray:
+    """Widen a corpus window (T, 55) toward the whole motion space: 1-12
+    random blendshapes with smooth random curves (any combination, up to
+    weight 1) and a random head-pose offset and drift (up to ~35 degrees).
+    Tracked real faces do things the synthetic recipes never combine;
+    without this the tokenizer only covers the recipes."""
+    T = len(base)
+    out = base.copy()
+    t = np.linspace(0.0, 1.0, T)
+
+    def curve(amp: float) -> np.ndarray:
+        knots = rng.integers(2, 6)
+        xs = np.linspace(0.0, 1.0, knots)
+        ys = rng.uniform(0.0, amp, knots)
+        return np.interp(t, xs, ys)
+
+    for k in rng.choice(52, size=rng.integers(1, 13), replace=False):
+        out[:, k] = np.clip(out[:, k] + curve(rng.uniform(0.2, 1.0)), 0.0, 1.0)
+    for a, lim in zip(range(52, 55), (0.6, 0.6, 0.35)):
+        out[:, a] += rng.uniform(-lim, lim) + curve(0.2) - 0.1
+    return out
+
+
+class WindowSampler:
+    """Random windows of `window` frames (shorter clips are edge-padded); a
+    fraction `widen` of them goes through `random_motion`."""
+
+    def __init__(self, clips: list[np.ndarray], window: int, seed: int, widen: float = 0.0):
+        self.clips, self.window, self.widen = clips, window, widen
+        self.gen = torch.Generator().manual_seed(seed)
+
+    def batch(self, n: int) -> torch.Tensor:
+        out = np.empty((n, self.window, self.clips[0].shape[1]), np.float32)    # (B, T, 55)
+        pick = torch.randint(0, len(self.clips), (n,), generator=self.gen).tolist()
+        for b, k in enumerate(pick):
+            c = self.clips[k]
+            if len(c) >= self.window:
+                s = int(torch.randint(0, len(c) - self.window + 1, (1,), generator=self.gen))
+                out[b] = c[s:s + self.window]
+            else:
+                out[b, :len(c)] = c
+                out[b, len(c):] = c[-1]
+        if self.widen > 0:
+            rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=self.gen)))
+            for b in np.nonzero(rng.random(n) < self.widen)[0]:
+                out[b] = random_motion(rng, out[b])
+        return torch.from_numpy(out)
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    u = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * (cfg.lr_floor + (1 - cfg.lr_floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, u))))
+
+
+def losses(model: GeoVQVAE, motion: torch.Tensor, param_weight: float):
+    """(total, parts dict, z, idx) for a (B, T, 55) batch."""
+    rec, z, idx, commit = model(motion)
+    p_mse = ((rec - motion) ** 2).mean()
+    parts = {"param_mse": p_mse, "commit": commit}
+    if model.cfg.space == "geometry":
+        g = model.geometry
+        v_mse = ((g.posed(rec) - g.posed(motion)) ** 2).mean()             # mm^2 per coordinate
+        parts["vertex_mse"] = v_mse
+        total = v_mse + param_weight * p_mse + model.cfg.commitment * commit
+    else:
+        total = p_mse + model.cfg.commitment * commit
+    return total, parts, z, idx
+
+
+def _save_checkpoint(path: Path, model, opt, sampler, step: int, cfg: TrainConfig) -> None:
+    tmp = temp_path(str(path))
+    try:
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "rng": sampler.gen.get_state(),
+                    "torch_rng": torch.get_rng_state(), "step": step, "config": json.dumps(cfg.to_dict())}, tmp)
+        publish(tmp, str(path))
+    except BaseException:
+        remove_quietly(tmp)
+        raise
+
+
+def train_tokenizer(corpus, out, cfg: TrainConfig, *, progress: bool = False, log=print,
+                    preset: str | None = None, on_step=None) -> dict:
+    """Train (or resume training) a tokenizer into folder `out`; returns a summary.
+    on_step(step): called after every optimiser step (progress hooks, tests)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    clips = load_clips(corpus, "train")
+    frames = sum(len(c) for c in clips)
+    log(f"train tokenizer ({cfg.model.space}, K={cfg.model.codebook_size}): {len(clips)} clips, {frames} frames")
+    model = GeoVQVAE(cfg.model)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=0.0)
+    sampler = WindowSampler(clips, cfg.window, cfg.seed, cfg.widen)
+    ckpt = out / "checkpoint.pt"
+    step = 0
+    if ckpt.exists():
+        try:
+            state = torch.load(ckpt, weights_only=True)
+        except Exception as e:  # noqa: BLE001 - any unreadable checkpoint
+            raise FaceLangError(f"{ckpt}: unreadable checkpoint ({e}); delete it to start over") from None
+        if json.loads(state["config"]) != cfg.to_dict():
+            raise FaceLangError(f"{ckpt} was written with different training settings; use another -o folder "
+                                "or delete the checkpoint")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        sampler.gen.set_state(state["rng"])
+        torch.set_rng_state(state["torch_rng"])
+        step = int(state["step"])
+        log(f"resuming from step {step} ({ckpt})")
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=cfg.steps, initial=step, unit="step", leave=False)
+    log_path = out / "train_log.jsonl"
+    t0 = time.time()
+    model.train()
+    while step < cfg.steps:
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, cfg)
+        motion = sampler.batch(cfg.batch)
+        total, parts, z, idx = losses(model, motion, cfg.param_weight)
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        model.codebook.update(z.detach(), idx)
+        restarted = 0
+        if (step + 1) % cfg.restart_every == 0 and step < 0.9 * cfg.steps:
+            restarted = model.codebook.restart_dead(z.detach())
+        step += 1
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{total.item():.3g}")
+        if step % 50 == 0 or step == cfg.steps:
+            used = int((model.codebook.cluster_size > cfg.model.dead_threshold).sum())
+            rec = {"step": step, "loss": round(total.item(), 5), **{k: round(v.item(), 6) for k, v in parts.items()},
+                   "codes_alive": used, "restarted": restarted, "lr": lr_at(step - 1, cfg),
+                   "seconds": round(time.time() - t0, 1)}
+            with open(log_path, "a") as f:
+                f.write(json.dumps(rec) + "\n")
+            if bar is None and step % 500 == 0:
+                log(json.dumps(rec))
+        if step % cfg.checkpoint_every == 0 and step < cfg.steps:
+            _save_checkpoint(ckpt, model, opt, sampler, step, cfg)
+        if on_step is not None:
+            on_step(step)
+    if bar is not None:
+        bar.close()
+    model.eval()
+    tok = FaceTokenizer(model)
+    tok.save(out, {"trained_with": {"preset": preset, "train": cfg.to_dict(), "corpus": str(corpus),
+                                    "train_clips": len(clips), "train_frames": frames}})
+    remove_quietly(str(ckpt))
+    return {"out": str(out), "steps": cfg.steps, "train_clips": len(clips), "seconds": round(time.time() - t0, 1)}

@@ -1,0 +1,215 @@
+"""Geometric tokenizer: training (tiny preset) with resume, streaming == batch,
+the shipped tokenizer's quality, file errors, and the CLI."""
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from pyfacelang.cli import main
+from pyfacelang.errors import FaceLangError, ModelFileError, ShapeError
+from pyfacelang.tokens.config import PRESETS, TokenizerConfig
+from pyfacelang.tokens.evaluate import synthetic_test_clips, tokenizer_metrics
+from pyfacelang.tokens.geometry import MOTION_DIM, MOTION_NAMES, fill_invalid, motion_from_params
+from pyfacelang.tokens.tokenizer import FaceTokenizer
+from pyfacelang.tokens.train import train_tokenizer
+
+TINY = PRESETS["tiny"]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    from pyfacelang.corpus.build import build_synthetic
+    from pyfacelang.corpus.synth import SynthConfig
+
+    folder = tmp_path_factory.mktemp("corpus")
+    build_synthetic(folder, SynthConfig(clips=60, seed=3), workers=1, shard_size=30, log=lambda *a: None)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return FaceTokenizer.load()
+
+
+@pytest.fixture(scope="module")
+def test_clips():
+    return synthetic_test_clips(seed=777, clips=12)
+
+
+def _weights(folder):
+    from safetensors.torch import load_file
+    return load_file(str(folder / "model.safetensors"))
+
+
+def test_train_interrupt_and_resume_matches_uninterrupted(tmp_path, corpus):
+    cfg = dataclasses.replace(TINY, steps=40, checkpoint_every=20)
+    train_tokenizer(corpus, tmp_path / "a", cfg, log=lambda *a: None)
+
+    def stop(step):
+        if step == 30:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        train_tokenizer(corpus, tmp_path / "b", cfg, log=lambda *a: None, on_step=stop)
+    assert (tmp_path / "b" / "checkpoint.pt").exists() and not (tmp_path / "b" / "model.safetensors").exists()
+    lines = []
+    train_tokenizer(corpus, tmp_path / "b", cfg, log=lines.append)
+    assert any("resuming from step 20" in x for x in lines)
+    assert not (tmp_path / "b" / "checkpoint.pt").exists()
+    a, b = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=k)
+    tok = FaceTokenizer.load(tmp_path / "b")
+    assert tok.codebook_size == TINY.model.codebook_size
+    # a different recipe refuses to resume into the same folder
+    with pytest.raises(KeyboardInterrupt):
+        train_tokenizer(corpus, tmp_path / "c", cfg, log=lambda *a: None, on_step=stop)
+    with pytest.raises(FaceLangError, match="different training settings"):
+        train_tokenizer(corpus, tmp_path / "c", dataclasses.replace(cfg, lr=5e-4), log=lambda *a: None)
+
+
+def test_shipped_tokenizer_quality(shipped, test_clips):
+    m = tokenizer_metrics(shipped, test_clips, shipped.model.geometry)
+    assert m["vertex_l2_mm"] < 1.5, m          # full test set in the note: < 1.0
+    assert m["frames"] == sum(len(c) for c in test_clips)
+    zeros = [np.zeros_like(c) for c in test_clips[:2]]
+    still = tokenizer_metrics(shipped, zeros, shipped.model.geometry)
+    assert still["vertex_l2_mm"] < 1.0 and len(set(shipped.encode(zeros[0]).tolist())) == 1
+
+
+@pytest.mark.parametrize("T", [1, 2, 17, 150])
+def test_streaming_equals_batch(shipped, test_clips, T):
+    m = np.concatenate(test_clips)[:T].copy()
+    valid = np.ones(T, bool)
+    if T > 2:
+        m[T // 2] = np.nan                       # a frame with no face
+        valid[1] = False
+    batch = shipped.encode(m, valid)
+    assert batch.dtype == np.int32 and batch.shape == (T,)
+    shipped.reset()
+    stream = [shipped.push(m[t], bool(valid[t])) for t in range(T)]
+    assert stream == batch.tolist()
+    with shipped as s:
+        s.push(m[0])
+    assert shipped.push(np.full(MOTION_DIM, np.nan)) == shipped.encode(np.zeros((1, MOTION_DIM)))[0]
+
+
+def test_decode_and_bad_input(shipped):
+    tokens = np.array([0, 5, 5, shipped.codebook_size - 1], np.int32)
+    out = shipped.decode(tokens)
+    assert out.shape == (4, MOTION_DIM) and out.dtype == np.float32 and np.isfinite(out).all()
+    assert (out[:, :52] >= 0).all() and (out[:, :52] <= 1).all()
+    assert shipped.decode(np.zeros(0, np.int64)).shape == (0, MOTION_DIM)
+    with pytest.raises(ShapeError, match=f"unknown token id {shipped.codebook_size} at frame 1"):
+        shipped.decode(np.array([0, shipped.codebook_size]))
+    with pytest.raises(ShapeError, match="unknown token id -1"):
+        shipped.decode(np.array([-1]))
+    with pytest.raises(ShapeError, match="integer ids"):
+        shipped.decode(np.array([0.5]))
+    with pytest.raises(ShapeError, match="expected shape"):
+        shipped.encode(np.zeros((3, 54)))
+    with pytest.raises(ShapeError, match="one motion row"):
+        shipped.push(np.zeros(3))
+
+
+def test_motion_layout_helpers():
+    names = ["id_00"] + list(MOTION_NAMES) + ["head_tx"]
+    p = np.arange(3 * len(names), dtype=np.float32).reshape(3, -1)
+    m = motion_from_params(p, names)
+    assert m.shape == (3, MOTION_DIM) and (m[:, 0] == p[:, 1]).all()
+    with pytest.raises(ShapeError, match="lack"):
+        motion_from_params(p[:, :5], names[:5])
+    filled, ok = fill_invalid(np.array([[np.nan] * MOTION_DIM, [1.0] * MOTION_DIM, [np.nan] * MOTION_DIM]))
+    assert (filled[0] == 0).all() and (filled[2] == 1).all() and ok.tolist() == [False, True, False]
+
+
+def test_corrupt_tokenizer_files(tmp_path, shipped):
+    good = tmp_path / "good"
+    shipped.save(good)
+    assert FaceTokenizer.load(good).codebook_size == shipped.codebook_size
+    with pytest.raises(ModelFileError, match="not found"):
+        FaceTokenizer.load(tmp_path / "missing")
+    trunc = tmp_path / "trunc"
+    shipped.save(trunc)
+    data = (trunc / "model.safetensors").read_bytes()
+    (trunc / "model.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelFileError, match="unreadable weights"):
+        FaceTokenizer.load(trunc)
+    other = tmp_path / "other"
+    shipped.save(other)
+    meta = json.loads((other / "config.json").read_text())
+    meta["model"]["codebook_size"] = 8
+    (other / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelFileError, match="do not match"):
+        FaceTokenizer.load(other)
+    (other / "config.json").write_text("{not json")
+    with pytest.raises(ModelFileError, match="unreadable tokenizer config"):
+        FaceTokenizer.load(other)
+    with pytest.raises(FaceLangError):
+        TokenizerConfig(space="pixels")
+
+
+def test_cli_tokenize_detokenize_roundtrip(tmp_path, rig, test_clips, capsys):
+    m = test_clips[0]
+    P = np.tile(rig.neutral_params(), (len(m), 1))
+    P[:, rig.slices["expression"]] = m[:, :52]
+    P[:, rig.slices["rotation"]] = m[:, 52:]
+    P[3] = np.nan
+    valid = np.isfinite(P).all(1)
+    src = tmp_path / "track.npz"
+    np.savez(src, params=P, param_names=np.array(rig.param_names), valid=valid, fps=np.float32(30))
+    assert main(["tokenize", str(src), "-o", str(tmp_path / "tok.npz")]) == 0
+    z = np.load(tmp_path / "tok.npz")
+    assert z["tokens"].dtype == np.int32 and z["tokens"].shape == (len(m),) and float(z["fps"]) == 30
+    assert (z["params"][~valid] != z["params"][~valid]).all()        # input arrays kept as they were
+    assert main(["detokenize", str(tmp_path / "tok.npz"), "-o", str(tmp_path / "rec.npz")]) == 0
+    r = np.load(tmp_path / "rec.npz")
+    assert r["params"].shape == P.shape and list(r["param_names"]) == list(rig.param_names)
+    assert float(r["fps"]) == 30 and r["motion"].shape == (len(m), MOTION_DIM)
+    g = FaceTokenizer.load().model.geometry
+    a, b = torch.from_numpy(r["motion"][valid]), torch.from_numpy(m[valid])
+    err = float((g.posed(a) - g.posed(b)).norm(dim=-1).mean())
+    assert err < 1.5, err                                             # mm
+    capsys.readouterr()
+    # bad input: one clear line, no output written
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, tokens=np.array([1, 2, 99999]))
+    assert main(["detokenize", str(bad), "-o", str(tmp_path / "x.npz")]) == 1
+    assert "unknown token id 99999 at frame 2" in capsys.readouterr().err
+    assert not (tmp_path / "x.npz").exists()
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    assert main(["tokenize", str(tmp_path / "junk.npz"), "-o", str(tmp_path / "x.npz")]) == 1
+    assert main(["tokenize", str(tmp_path / "nope.npz"), "-o", str(tmp_path / "x.npz")]) == 1
+    assert "not found" in capsys.readouterr().err
+    assert not (tmp_path / "x.npz").exists()
+
+
+def test_cli_tokenize_video_and_render_compare(tmp_path, rig):
+    from conftest import render_jaw_video
+
+    video, _ = render_jaw_video(tmp_path, rig, T=20)
+    assert main(["tokenize", str(video), "-o", str(tmp_path / "t.npz"), "-q"]) == 0
+    z = np.load(tmp_path / "t.npz")
+    assert z["tokens"].shape == (20,) and z["params"].shape[0] == 20
+    assert main(["detokenize", str(tmp_path / "t.npz"), "-o", str(tmp_path / "r.npz")]) == 0
+    assert main(["render", "--params", str(tmp_path / "t.npz"), "--params", str(tmp_path / "r.npz"),
+                 "--source", str(video), "--size", "128", "-o", str(tmp_path / "cmp.mp4")]) == 0
+    import cv2
+    cap = cv2.VideoCapture(str(tmp_path / "cmp.mp4"))
+    ok, frame = cap.read()
+    assert ok and frame.shape[1] >= 3 * 128 - 2
+
+
+def test_cli_eval_and_train_tiny(tmp_path, corpus, capsys):
+    assert main(["eval", "tokenizer", "--seed", "5", "--clips", "3", "--no-real", "--json",
+                 str(tmp_path / "e.json")]) == 0
+    fig = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for key in ("vertex_l2_mm", "param_l2", "codebook_usage", "perplexity"):
+        assert key in fig and key in fig["coefficient_baseline"]
+    assert fig["vertex_l2_mm"] < fig["coefficient_baseline"]["vertex_l2_mm"] * 2
+    assert main(["train", "tokenizer", "--corpus", str(corpus), "-o", str(tmp_path / "t"), "--preset", "tiny",
+                 "--steps", "12", "-q"]) == 0
+    assert FaceTokenizer.load(tmp_path / "t").config.codebook_size == 64
+    assert main(["train", "tokenizer", "--corpus", str(tmp_path / "none"), "-o", str(tmp_path / "u")]) == 1
