@@ -112,7 +112,7 @@ def cmd_tokenize(args) -> int:
 
 def cmd_detokenize(args) -> int:
     from .face import load_model
-    from .tokens.geometry import MOTION_NAMES
+    from .tokens.geometry import MOTION_NAMES, rig_params, track_identity
     from .tokens.tokenizer import FaceTokenizer
     from .track.pipeline import save_npz
 
@@ -123,14 +123,9 @@ def cmd_detokenize(args) -> int:
     tok = FaceTokenizer.load(args.tokenizer)
     motion = tok.decode(arrays["tokens"])
     rig = load_model("builtin")
-    P = np.tile(rig.neutral_params(), (len(motion), 1))
     names = arrays.get("param_names")
-    if names is not None and "params" in arrays and "id_00" in [str(n) for n in names]:
-        ok = np.isfinite(arrays["params"]).all(1)      # keep the tracked identity (not part of the tokens)
-        if ok.any():
-            P[:, rig.slices["identity"]] = arrays["params"][ok][:, rig.slices["identity"]].mean(0)
-    P[:, rig.slices["expression"]] = motion[:, :52]
-    P[:, rig.slices["rotation"]] = motion[:, 52:55]
+    identity = None if names is None or "params" not in arrays else track_identity(rig, arrays["params"], names)
+    P = rig_params(rig, motion, identity)   # the tracked identity is kept (it is not part of the tokens)
     fps = float(arrays.get("fps", 25.0))
     save_npz(args.output, {"params": P.astype(np.float32), "param_names": np.array(rig.param_names),
                            "valid": np.ones(len(P), bool), "motion": motion, "motion_names": np.array(MOTION_NAMES),

@@ -14,16 +14,13 @@ from .video import VideoWriter
 def render_corpus_clip(folder, clip_id: str, out_path: str, size: int = 512) -> int:
     from ..corpus.store import Corpus
     from ..face import load_model
+    from ..tokens.geometry import rig_params
 
     import cv2
 
     clip = Corpus(folder).read(clip_id)
     rig = load_model("builtin")
-    rows = clip["params"]                                    # (T, 55): ARKit-52 + head rotation
-    P = np.tile(rig.neutral_params(), (len(rows), 1))
-    P[:, rig.slices["identity"]] = clip.get("identity", np.zeros(16))
-    P[:, rig.slices["expression"]] = rows[:, :52]
-    P[:, rig.slices["rotation"]] = rows[:, 52:55]
+    P = rig_params(rig, clip["params"], clip.get("identity"))   # params: (T, 55) ARKit-52 + head rotation
     meta = clip["meta"]
     fps = float(meta.get("fps", 25.0))
     cam = Camera(width=size, height=size).fit(np.concatenate([model_mesh(rig, p)[0] for p in P[:: max(1, len(P) // 8)]]),

@@ -18,7 +18,7 @@ from .video import VideoWriter
 def _rig_rows(path: str, rig) -> tuple[np.ndarray, float]:
     """(T, P) built-in rig rows of a parameter file, pose translation/scale
     zeroed so every column shares one framing; NaN rows (no face) stay NaN."""
-    from ..tokens.geometry import motion_from_params
+    from ..tokens.geometry import motion_from_params, rig_params, track_identity
 
     if not Path(path).is_file():
         raise FaceLangError(f"parameter file not found: {path}")
@@ -29,13 +29,7 @@ def _rig_rows(path: str, rig) -> tuple[np.ndarray, float]:
         fps = float(z["fps"]) if "fps" in z.files else 25.0
         valid = z["valid"] if "valid" in z.files else np.ones(len(params), bool)
     motion = motion_from_params(params, names)
-    P = np.tile(rig.neutral_params(), (len(motion), 1))
-    if names[: len(rig.param_names)] == list(rig.param_names):
-        ok = np.isfinite(params).all(1)
-        if ok.any():
-            P[:, rig.slices["identity"]] = params[ok][:, rig.slices["identity"]].mean(0)
-    P[:, rig.slices["expression"]] = motion[:, :52]
-    P[:, rig.slices["rotation"]] = motion[:, 52:55]
+    P = rig_params(rig, motion, track_identity(rig, params, names))
     P[~(np.asarray(valid, bool) & np.isfinite(motion).all(1))] = np.nan
     return P, fps
 

@@ -99,3 +99,23 @@ class MotionGeometry(torch.nn.Module):
 def coefficient_features(motion: torch.Tensor) -> torch.Tensor:
     """Encoder input of the coefficient baseline: the parameters, rotation scaled like above."""
     return torch.cat([motion[..., :N_EXPR], motion[..., N_EXPR:] * ROT_SCALE], -1)
+
+
+def rig_params(rig, motion: np.ndarray, identity: np.ndarray | None = None) -> np.ndarray:
+    """(T, 55) motion rows -> (T, P) built-in rig parameters: the given
+    identity (or the mean face), no translation, unit scale."""
+    P = np.tile(rig.neutral_params(), (len(motion), 1))
+    if identity is not None:
+        P[:, rig.slices["identity"]] = identity
+    P[:, rig.slices["expression"]] = motion[:, :N_EXPR]
+    P[:, rig.slices["rotation"]] = motion[:, N_EXPR:]
+    return P
+
+
+def track_identity(rig, params: np.ndarray, names) -> np.ndarray | None:
+    """Mean identity of the valid rows of a built-in rig parameter file, or
+    None when the file is not one (a FLAME track, a corpus clip)."""
+    if [str(n) for n in names][: rig.num_params] != list(rig.param_names):
+        return None
+    ok = np.isfinite(params).all(1)
+    return params[ok][:, rig.slices["identity"]].mean(0) if ok.any() else None

@@ -18,7 +18,7 @@ import torch
 from ..atomic import temp_path, publish, remove_quietly
 from ..errors import FaceLangError
 from .config import TrainConfig
-from .geometry import MotionGeometry, fill_invalid, motion_from_params
+from .geometry import fill_invalid, motion_from_params
 from .model import GeoVQVAE
 from .tokenizer import FaceTokenizer
 
