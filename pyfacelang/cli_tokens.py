@@ -30,21 +30,38 @@ def _out_npz(path: str) -> None:
         raise FaceLangError(f"output folder '{Path(path).parent}' does not exist")
 
 
-def _read_npz(path: str) -> dict:
-    if not Path(path).is_file():
-        raise FaceLangError(f"input file not found: {path}")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except (ValueError, OSError, EOFError) as e:
-        raise FaceLangError(f"{path}: not a readable .npz file ({e})") from None
-
-
 # ----------------------------------------------------------------- train
+def corpus_or_build(corpus, output, cfg) -> str:
+    """--corpus as given, or (none given) the preset's synthetic corpus built
+    in OUTPUT/corpus (resumable, like the training)."""
+    if corpus is None:
+        from .corpus.build import build_synthetic
+        from .corpus.synth import SynthConfig
+
+        corpus = str(Path(output) / "corpus")
+        print(f"no --corpus: building the preset's synthetic corpus ({cfg.corpus_clips} clips, seed "
+              f"{cfg.corpus_seed}) in {corpus}")
+        build_synthetic(corpus, SynthConfig(clips=cfg.corpus_clips, seed=cfg.corpus_seed), log=lambda *a: None)
+    elif not Path(corpus).is_dir():
+        raise FaceLangError(f"--corpus {corpus} is not a folder")
+    return corpus
+
+
 def cmd_train(args) -> int:
+    if args.what == "m2l":
+        from .cli_m2l import cmd_train_m2l
+
+        return cmd_train_m2l(args)
     from .tokens.config import PRESETS
     from .tokens.train import train_tokenizer
 
+    args.preset = args.preset or "default"
+    if args.preset not in PRESETS:
+        raise FaceLangError(f"train tokenizer: unknown preset '{args.preset}' (choose from {', '.join(sorted(PRESETS))})")
+    extra = [o for o, v in (("--base", args.base), ("--lora-rank", args.lora_rank), ("--tokenizer", args.tokenizer))
+             if v is not None]
+    if extra:
+        raise FaceLangError(f"train tokenizer: {', '.join(extra)} only apply to `train m2l`")
     cfg = PRESETS[args.preset]
     if args.steps:
         cfg = dataclasses.replace(cfg, steps=args.steps)
@@ -52,17 +69,7 @@ def cmd_train(args) -> int:
         cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, codebook_size=args.codebook_size))
     if args.threads:
         cfg = dataclasses.replace(cfg, threads=args.threads)
-    corpus = args.corpus
-    if corpus is None:
-        from .corpus.build import build_synthetic
-        from .corpus.synth import SynthConfig
-
-        corpus = str(Path(args.output) / "corpus")
-        print(f"no --corpus: building the preset's synthetic corpus ({cfg.corpus_clips} clips, seed "
-              f"{cfg.corpus_seed}) in {corpus}")
-        build_synthetic(corpus, SynthConfig(clips=cfg.corpus_clips, seed=cfg.corpus_seed), log=lambda *a: None)
-    elif not Path(corpus).is_dir():
-        raise FaceLangError(f"--corpus {corpus} is not a folder")
+    corpus = corpus_or_build(args.corpus, args.output, cfg)
     summary = train_tokenizer(corpus, args.output, cfg, progress=not args.quiet and sys.stderr.isatty(),
                               preset=args.preset)
     print(f"wrote tokenizer {args.output} ({summary['steps']} steps on {summary['train_clips']} clips, "
@@ -71,39 +78,22 @@ def cmd_train(args) -> int:
 
 
 # ------------------------------------------------------- tokenize / detok
-def _motion_of(arrays: dict, path: str):
-    from .tokens.geometry import motion_from_params
-
-    if "params" not in arrays or "param_names" not in arrays:
-        raise FaceLangError(f"{path}: expected 'params' and 'param_names' arrays (a file from `pyfacelang track` "
-                            "or `detokenize`)")
-    motion = motion_from_params(arrays["params"], arrays["param_names"])
-    valid = arrays.get("valid")
-    if valid is not None and len(valid) != len(motion):
-        raise FaceLangError(f"{path}: 'valid' has {len(valid)} flags for {len(motion)} frames")
-    return motion, valid
-
-
 def cmd_tokenize(args) -> int:
+    from .tokens.inputs import motion_of, read_npz, track_arrays
     from .tokens.tokenizer import FaceTokenizer
     from .track.pipeline import save_npz
 
     _out_npz(args.output)
     tok = FaceTokenizer.load(args.tokenizer)
     if args.input.endswith(".npz"):
-        arrays = _read_npz(args.input)
+        arrays = read_npz(args.input)
     else:
-        from .track.pipeline import track
-
-        tr = track(args.input, max_frames=args.max_frames, progress=not args.quiet and sys.stderr.isatty())
-        if not tr.valid.any():
-            raise FaceLangError(f"no face found in any of the {len(tr.valid)} frames of '{args.input}'")
-        arrays = tr.to_dict()
-    motion, valid = _motion_of(arrays, args.input)
+        arrays = track_arrays(args.input, args.max_frames, progress=not args.quiet and sys.stderr.isatty())
+    motion, valid = motion_of(arrays, args.input)
     tokens = tok.encode(motion, valid)
     fps = float(arrays.get("fps", 25.0))
     out = {**arrays, "tokens": tokens, "fps": np.float32(fps), "tokenizer": np.array(str(args.tokenizer or "default")),
-           "codebook_size": np.int32(tok.codebook_size)}
+           "tokenizer_sha256": np.array(tok.sha256), "codebook_size": np.int32(tok.codebook_size)}
     save_npz(args.output, out)
     print(f"wrote {args.output}: {len(tokens)} tokens at {fps:g} fps ({len(np.unique(tokens))} distinct, "
           f"codebook {tok.codebook_size})")
@@ -116,11 +106,17 @@ def cmd_detokenize(args) -> int:
     from .tokens.tokenizer import FaceTokenizer
     from .track.pipeline import save_npz
 
+    from .tokens.inputs import read_npz
+
     _out_npz(args.output)
-    arrays = _read_npz(args.input)
+    arrays = read_npz(args.input)
     if "tokens" not in arrays:
         raise FaceLangError(f"{args.input}: no 'tokens' array (write one with `pyfacelang tokenize`)")
     tok = FaceTokenizer.load(args.tokenizer)
+    made_by = str(arrays["tokenizer_sha256"]) if "tokenizer_sha256" in arrays else None
+    if made_by is not None and made_by != tok.sha256:
+        raise FaceLangError(f"{args.input}: its tokens were made by tokenizer {made_by[:12]}, not by "
+                            f"{args.tokenizer or 'the shipped one'} ({tok.sha256[:12]}); pass the matching --tokenizer")
     motion = tok.decode(arrays["tokens"])
     rig = load_model("builtin")
     names = arrays.get("param_names")
@@ -169,17 +165,18 @@ def cmd_bench_vq(args, emit) -> int:
 
 
 def add_parsers(sub) -> None:
-    t = sub.add_parser("train", help="train a model (the geometric tokenizer)")
-    t.add_argument("what", choices=["tokenizer"], help="what to train")
+    t = sub.add_parser("train", help="train a model: the geometric tokenizer, or the captioner (m2l)")
+    t.add_argument("what", choices=["tokenizer", "m2l"], help="what to train")
     t.add_argument("--corpus", help="corpus folder (default: build the preset's synthetic corpus in OUT/corpus)")
-    t.add_argument("-o", "--output", required=True, help="output tokenizer folder (rerun to resume)")
-    from .tokens.config import PRESETS
-    t.add_argument("--preset", choices=sorted(PRESETS), default="default",
-                   help="training recipe: default (shipped), baseline (coefficient space), tiny (smoke test)")
+    t.add_argument("-o", "--output", required=True, help="output model folder (rerun to resume)")
+    t.add_argument("--preset", help="training recipe. tokenizer: default (shipped), baseline (coefficient space), "
+                                    "tiny. m2l: default (shipped built-in), hf (with --base), tiny")
     t.add_argument("--steps", type=_positive, help="override the preset's optimiser steps")
-    t.add_argument("--codebook-size", type=_positive, help="override the preset's codebook size")
+    t.add_argument("--codebook-size", type=_positive, help="tokenizer: override the preset's codebook size")
     t.add_argument("--threads", type=_positive, help="torch threads (default: all cores)")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    from .cli_m2l import add_train_options
+    add_train_options(t)
     t.set_defaults(func=cmd_train)
 
     k = sub.add_parser("tokenize", help="params .npz (from track) or video -> one geometric token per frame")

@@ -43,3 +43,21 @@ def render_jaw_video(folder, rig, T: int = 30, head_turn: float = 0.1):
             p = rig.params_from_dict({"jawOpen": float(jaw[i]), "head_ry": head_turn * np.sin(i / 5)})
             vw.write(render_params(rig, p, camera=cam, supersample=1))
     return path, jaw
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory):
+    """60 synthetic clips (2 shards) with captions and labels."""
+    from pyfacelang.corpus.build import build_synthetic
+    from pyfacelang.corpus.synth import SynthConfig
+
+    folder = tmp_path_factory.mktemp("tiny_corpus")
+    build_synthetic(folder, SynthConfig(clips=60, seed=3), workers=1, shard_size=30, log=lambda *a: None)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def shipped_tokenizer():
+    from pyfacelang.tokens.tokenizer import FaceTokenizer
+
+    return FaceTokenizer.load()

@@ -19,13 +19,8 @@ TINY = PRESETS["tiny"]
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    from pyfacelang.corpus.build import build_synthetic
-    from pyfacelang.corpus.synth import SynthConfig
-
-    folder = tmp_path_factory.mktemp("corpus")
-    build_synthetic(folder, SynthConfig(clips=60, seed=3), workers=1, shard_size=30, log=lambda *a: None)
-    return folder
+def corpus(tiny_corpus):
+    return tiny_corpus
 
 
 @pytest.fixture(scope="module")
@@ -173,6 +168,10 @@ def test_cli_tokenize_detokenize_roundtrip(tmp_path, rig, test_clips, capsys):
     err = float((g.posed(a) - g.posed(b)).norm(dim=-1).mean())
     assert err < 1.5, err                                             # mm
     capsys.readouterr()
+    # tokens decoded by another tokenizer would mean other faces: refused
+    assert z["tokenizer_sha256"] == FaceTokenizer.load().sha256
+    assert main(["detokenize", str(tmp_path / "tok.npz"), "-o", str(tmp_path / "x.npz"), "--tokenizer", "baseline"]) == 1
+    assert "made by tokenizer" in capsys.readouterr().err
     # bad input: one clear line, no output written
     bad = tmp_path / "bad.npz"
     np.savez(bad, tokens=np.array([1, 2, 99999]))

@@ -20,13 +20,24 @@ SEQUENCE = ("then", "and then", "after that", "and")
 
 
 def _gerund(phrase: str) -> str:
-    """'tilts the head to the left' -> 'tilting the head to the left'."""
-    verb, _, rest = phrase.partition(" ")
-    base = verb[:-1] if verb.endswith("s") and not verb.endswith("ss") else verb
+    """'tilts the head to the left' -> 'tilting the head to the left';
+    'briefly winks' -> 'briefly winking'; 'lets the jaw fall' -> 'letting ...'."""
+    first, _, rest = phrase.partition(" ")
+    if first.endswith("ly") and rest:          # a tempo adverb leads: keep it, inflect the verb
+        return f"{first} {_gerund(rest)}"
+    verb = first
+    if verb.endswith(("ches", "shes", "sses")):
+        base = verb[:-2]
+    elif verb.endswith("s") and not verb.endswith("ss"):
+        base = verb[:-1]
+    else:
+        base = verb
     if base.endswith("ie"):
         base = base[:-2] + "y"
     elif base.endswith("e") and not base.endswith(("ee", "ye")):
         base = base[:-1]
+    elif (len(re.findall(r"[aeiou]+", base)) == 1 and re.search(r"[^aeiou][aeiou][^aeiouwxy]$", base)):
+        base += base[-1]                       # one syllable, consonant-vowel-consonant: nod -> nodding
     return f"{base}ing {rest}".strip()
 
 

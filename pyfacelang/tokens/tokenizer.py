@@ -100,6 +100,19 @@ class FaceTokenizer:
 
     # ------------------------------------------------------------ properties
     @property
+    def sha256(self) -> str:
+        """Hash of the weights (the bytes `save` writes to model.safetensors).
+        Models trained on this tokenizer's tokens record it and refuse others."""
+        if getattr(self, "_sha256", None) is None:
+            import hashlib
+
+            from safetensors.torch import save
+            state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()
+                     if not k.startswith("geometry.")}
+            self._sha256 = hashlib.sha256(save(state)).hexdigest()
+        return self._sha256
+
+    @property
     def config(self) -> TokenizerConfig:
         return self.model.cfg
 
@@ -172,6 +185,15 @@ class FaceTokenizer:
             return np.zeros((0, MOTION_DIM), np.float32)
         out = self.model.decode_tokens(torch.from_numpy(t.astype(np.int64))[None].to(self.device))
         return out[0].cpu().numpy().astype(np.float32)
+
+    @torch.no_grad()
+    def code_motion(self) -> np.ndarray:
+        """(K, 55) float32: the motion row each code decodes to when it is
+        held (the middle frame of 19 equal tokens: the decoder's whole view).
+        Models that read tokens use it as what each token looks like."""
+        K = self.codebook_size
+        ids = torch.arange(K, device=self.device)[:, None].expand(K, 19)      # (K, 19)
+        return self.model.decode_tokens(ids)[:, 9].cpu().numpy().astype(np.float32)
 
     def close(self) -> None:
         self.reset()

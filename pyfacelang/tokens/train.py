@@ -7,16 +7,15 @@ tokenizer folder (see `tokenizer.py`) plus `train_log.jsonl`.
 """
 from __future__ import annotations
 
-import json
-import math
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..atomic import temp_path, publish, remove_quietly
+from ..atomic import remove_quietly
 from ..errors import FaceLangError
+from ..training import TrainProgress, load_checkpoint, lr_at, save_checkpoint
 from .config import TrainConfig
 from .geometry import fill_invalid, motion_from_params
 from .model import GeoVQVAE
@@ -93,13 +92,6 @@ class WindowSampler:
         return torch.from_numpy(out)
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    u = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-    return cfg.lr * (cfg.lr_floor + (1 - cfg.lr_floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, u))))
-
-
 def losses(model: GeoVQVAE, motion: torch.Tensor, param_weight: float):
     """(total, parts dict, z, idx) for a (B, T, 55) batch."""
     rec, z, idx, commit = model(motion)
@@ -113,17 +105,6 @@ def losses(model: GeoVQVAE, motion: torch.Tensor, param_weight: float):
     else:
         total = p_mse + model.cfg.commitment * commit
     return total, parts, z, idx
-
-
-def _save_checkpoint(path: Path, model, opt, sampler, step: int, cfg: TrainConfig) -> None:
-    tmp = temp_path(str(path))
-    try:
-        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "rng": sampler.gen.get_state(),
-                    "torch_rng": torch.get_rng_state(), "step": step, "config": json.dumps(cfg.to_dict())}, tmp)
-        publish(tmp, str(path))
-    except BaseException:
-        remove_quietly(tmp)
-        raise
 
 
 def train_tokenizer(corpus, out, cfg: TrainConfig, *, progress: bool = False, log=print,
@@ -143,26 +124,14 @@ def train_tokenizer(corpus, out, cfg: TrainConfig, *, progress: bool = False, lo
     sampler = WindowSampler(clips, cfg.window, cfg.seed, cfg.widen)
     ckpt = out / "checkpoint.pt"
     step = 0
-    if ckpt.exists():
-        try:
-            state = torch.load(ckpt, weights_only=True)
-        except Exception as e:  # noqa: BLE001 - any unreadable checkpoint
-            raise FaceLangError(f"{ckpt}: unreadable checkpoint ({e}); delete it to start over") from None
-        if json.loads(state["config"]) != cfg.to_dict():
-            raise FaceLangError(f"{ckpt} was written with different training settings; use another -o folder "
-                                "or delete the checkpoint")
+    state = load_checkpoint(ckpt, cfg.to_dict())
+    if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         sampler.gen.set_state(state["rng"])
-        torch.set_rng_state(state["torch_rng"])
         step = int(state["step"])
         log(f"resuming from step {step} ({ckpt})")
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=cfg.steps, initial=step, unit="step", leave=False)
-    log_path = out / "train_log.jsonl"
-    t0 = time.time()
+    prog = TrainProgress(out, cfg.steps, step, progress, log)
     model.train()
     while step < cfg.steps:
         for g in opt.param_groups:
@@ -178,27 +147,18 @@ def train_tokenizer(corpus, out, cfg: TrainConfig, *, progress: bool = False, lo
         if (step + 1) % cfg.restart_every == 0 and step < 0.9 * cfg.steps:
             restarted = model.codebook.restart_dead(z.detach())
         step += 1
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{total.item():.3g}")
-        if step % 50 == 0 or step == cfg.steps:
-            used = int((model.codebook.cluster_size > cfg.model.dead_threshold).sum())
-            rec = {"step": step, "loss": round(total.item(), 5), **{k: round(v.item(), 6) for k, v in parts.items()},
-                   "codes_alive": used, "restarted": restarted, "lr": lr_at(step - 1, cfg),
-                   "seconds": round(time.time() - t0, 1)}
-            with open(log_path, "a") as f:
-                f.write(json.dumps(rec) + "\n")
-            if bar is None and step % 500 == 0:
-                log(json.dumps(rec))
+        prog.update(step, total.item(), lambda: {
+            **{k: round(v.item(), 6) for k, v in parts.items()}, "restarted": restarted, "lr": lr_at(step - 1, cfg),
+            "codes_alive": int((model.codebook.cluster_size > cfg.model.dead_threshold).sum())})
         if step % cfg.checkpoint_every == 0 and step < cfg.steps:
-            _save_checkpoint(ckpt, model, opt, sampler, step, cfg)
+            save_checkpoint(ckpt, {"model": model.state_dict(), "opt": opt.state_dict(), "rng": sampler.gen.get_state(),
+                                   "step": step}, cfg.to_dict())
         if on_step is not None:
             on_step(step)
-    if bar is not None:
-        bar.close()
+    prog.close()
     model.eval()
     tok = FaceTokenizer(model)
     tok.save(out, {"trained_with": {"preset": preset, "train": cfg.to_dict(), "corpus": str(corpus),
                                     "train_clips": len(clips), "train_frames": frames}})
     remove_quietly(str(ckpt))
-    return {"out": str(out), "steps": cfg.steps, "train_clips": len(clips), "seconds": round(time.time() - t0, 1)}
+    return {"out": str(out), "steps": cfg.steps, "train_clips": len(clips), "seconds": round(time.time() - prog.t0, 1)}

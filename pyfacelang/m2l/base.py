@@ -1,0 +1,174 @@
+"""`CaptionModel`: the one interface over the built-in captioner and Hugging
+Face causal LMs, plus loading by folder.
+
+A model folder holds `config.json` (`format`, `kind`, the face tokenizer's
+hash and codebook size, the frame rate its tokens were made at, and the
+recipe) and the weights of its kind. A model only reads tokens from the
+tokenizer it was trained on: `check_tokenizer` refuses any other.
+"""
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import FaceLangError, ModelFileError, ShapeError
+from .templates import DEFAULT_PROMPT
+
+FORMAT = "pyfacelang-m2l/1"
+
+
+class TokenizerMismatchError(FaceLangError):
+    """A caption/motion model was given tokens from a tokenizer other than the one it was trained on."""
+
+
+def shipped_path() -> Path:
+    """Folder of the captioner shipped in the package."""
+    return Path(str(resources.files("pyfacelang.m2l").joinpath("data", "default")))
+
+
+def check_face_tokens(tokens, codebook_size: int, what: str = "tokens") -> np.ndarray:
+    t = np.asarray(tokens.detach().cpu() if isinstance(tokens, torch.Tensor) else tokens)
+    if t.ndim != 1:
+        raise ShapeError(f"{what}: expected a 1-D sequence of face tokens, got shape {t.shape}")
+    if len(t) == 0:
+        raise ShapeError(f"{what}: empty sequence (no frames to caption)")
+    if t.dtype.kind not in "iu":
+        raise ShapeError(f"{what}: expected integer token ids, got {t.dtype}")
+    bad = (t < 0) | (t >= codebook_size)
+    if bad.any():
+        k = int(np.argmax(bad))
+        raise ShapeError(f"{what}: unknown face token id {int(t[k])} at frame {k} "
+                         f"(this model reads ids 0..{codebook_size - 1})")
+    return t.astype(np.int64)
+
+
+class CaptionModel(ABC):
+    """Face tokens (+ an instruction) in, text out.
+
+    `meta` carries at least `tokenizer_sha256`, `codebook_size` and `fps`.
+    Subclasses implement the sequence layout, the loss and generation."""
+
+    kind = "abstract"
+
+    def __init__(self, meta: dict):
+        for key in ("tokenizer_sha256", "codebook_size", "fps"):
+            if key not in meta:
+                raise ModelFileError(f"caption model metadata lacks '{key}'")
+        self.meta = dict(meta)
+
+    # ---------------------------------------------------------- properties
+    @property
+    def tokenizer_sha256(self) -> str:
+        return self.meta["tokenizer_sha256"]
+
+    @property
+    def codebook_size(self) -> int:
+        return int(self.meta["codebook_size"])
+
+    @property
+    def fps(self) -> float:
+        """Frame rate of the face tokens the model was trained on (inputs at
+        another rate are resampled by `caption_windows`)."""
+        return float(self.meta["fps"])
+
+    def check_tokenizer(self, sha256: str | None, where: str = "the tokenizer") -> None:
+        """Refuse tokens from another tokenizer (a different codebook means
+        different token meanings)."""
+        if sha256 is not None and sha256 != self.tokenizer_sha256:
+            raise TokenizerMismatchError(
+                f"this caption model was trained on tokenizer {self.tokenizer_sha256[:12]}, but {where} is "
+                f"{sha256[:12]}: tokens from another tokenizer mean different faces. Use the matching "
+                "tokenizer (--tokenizer) or retrain the model on this one (`pyfacelang train m2l --tokenizer ...`)")
+
+    # ------------------------------------------------------------ the work
+    @abstractmethod
+    def max_face_tokens(self, prompt: str, max_new_tokens: int) -> int:
+        """Longest face-token sequence that fits the context with this prompt."""
+
+    @abstractmethod
+    def loss(self, examples: list[tuple[np.ndarray, str, str]]) -> torch.Tensor:
+        """Mean next-token loss on the answers of (face tokens, prompt, answer) examples."""
+
+    @abstractmethod
+    def _generate(self, seqs: list[np.ndarray], prompt: str, max_new_tokens: int) -> list[str]:
+        """Greedy answers for validated face-token sequences."""
+
+    @abstractmethod
+    def save(self, folder) -> Path:
+        """Write the model folder (config.json + weights)."""
+
+    @abstractmethod
+    def module(self) -> torch.nn.Module:
+        """The torch module holding every trained weight (for optimisers and checkpoints)."""
+
+    def trainable_parameters(self) -> list:
+        return [p for p in self.module().parameters() if p.requires_grad]
+
+    def caption_batch(self, seqs, prompt: str = DEFAULT_PROMPT, max_new_tokens: int = 64) -> list[str]:
+        """Answer `prompt` for each face-token sequence (1-D int arrays at `fps`)."""
+        seqs = [check_face_tokens(s, self.codebook_size, f"tokens[{i}]") for i, s in enumerate(seqs)]
+        limit = self.max_face_tokens(prompt, max_new_tokens)
+        for i, s in enumerate(seqs):
+            if len(s) > limit:
+                raise ShapeError(f"tokens[{i}]: {len(s)} face tokens exceed this model's context ({limit} with "
+                                 f"this prompt, {limit / self.fps:.1f} s at {self.fps:g} fps); caption shorter "
+                                 "windows (--window)")
+        if not seqs:
+            return []
+        was = self.module().training
+        self.module().eval()
+        try:
+            with torch.no_grad():
+                return self._generate(seqs, prompt, max_new_tokens)
+        finally:
+            self.module().train(was)
+
+    def caption(self, tokens, prompt: str = DEFAULT_PROMPT, max_new_tokens: int = 64) -> str:
+        return self.caption_batch([tokens], prompt, max_new_tokens)[0]
+
+    def _write_config(self, folder: Path, extra: dict) -> None:
+        from ..atomic import write_atomic
+        meta = {**self.meta, **extra, "format": FORMAT, "kind": self.kind}
+        self.meta = meta
+        text = json.dumps(meta, indent=1)
+        write_atomic(folder / "config.json", lambda f: f.write(text.encode()))
+
+
+def read_config(folder: Path) -> dict:
+    cfg_file = folder / "config.json"
+    if not folder.is_dir():
+        raise ModelFileError(f"caption model '{folder}' not found (expected a folder written by "
+                             "`pyfacelang train m2l`)")
+    if not cfg_file.is_file():
+        raise ModelFileError(f"caption model '{folder}' has no config.json")
+    try:
+        meta = json.loads(cfg_file.read_text())
+    except ValueError as e:
+        raise ModelFileError(f"{cfg_file}: unreadable caption model config ({e})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ModelFileError(f"{cfg_file}: not a pyfacelang caption model (format "
+                             f"{meta.get('format') if isinstance(meta, dict) else None!r})")
+    return meta
+
+
+def load_caption_model(path=None, tokenizer_sha256: str | None = None, device="cpu") -> CaptionModel:
+    """Load a caption model folder (None: the one shipped in the package). With
+    `tokenizer_sha256`, refuse a model trained on another tokenizer."""
+    folder = shipped_path() if path is None or str(path) == "default" else Path(path)
+    meta = read_config(folder)
+    kind = meta.get("kind")
+    if kind == "builtin":
+        from .builtin import BuiltinCaptioner
+        model = BuiltinCaptioner.load(folder, meta, device)
+    elif kind == "hf":
+        from .hf import HFCaptioner
+        model = HFCaptioner.load(folder, meta, device)
+    else:
+        raise ModelFileError(f"{folder}/config.json: unknown caption model kind {kind!r} (builtin or hf)")
+    model.check_tokenizer(tokenizer_sha256)
+    return model

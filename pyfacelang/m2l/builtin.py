@@ -1,0 +1,171 @@
+"""The built-in captioner: a small decoder-only transformer over one
+vocabulary of BPE text tokens and face tokens.
+
+    <bos> <face> <face_17> <face_903> ... </face> Describe the facial motion. <sep> The person ... <eos>
+
+The loss is on the answer only; generation is greedy with a KV cache.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import ModelFileError
+from .base import CaptionModel
+from .config import CaptionerConfig
+from .gpt import GPT
+from .text import TextVocab
+
+
+class BuiltinCaptioner(CaptionModel):
+    kind = "builtin"
+
+    def __init__(self, cfg: CaptionerConfig, vocab: TextVocab, meta: dict, net: GPT | None = None):
+        super().__init__(meta)
+        if vocab.codebook_size != self.codebook_size:
+            raise ModelFileError(f"caption vocabulary has {vocab.codebook_size} face tokens, the model reads "
+                                 f"{self.codebook_size}")
+        self.cfg, self.vocab = cfg, vocab
+        self.net = net if net is not None else GPT(cfg, vocab.size, vocab.face0, vocab.codebook_size)
+        self._prompt_cache: dict[str, list[int]] = {}
+
+    @classmethod
+    def create(cls, cfg: CaptionerConfig, texts, meta: dict, code_motion=None) -> "BuiltinCaptioner":
+        """A fresh model; `code_motion` (K, 55) from `FaceTokenizer.code_motion()`
+        (needed when cfg.code_features)."""
+        vocab = TextVocab.train(texts, cfg.text_vocab, int(meta["codebook_size"]))
+        model = cls(cfg, vocab, meta)
+        model.set_code_motion(code_motion)
+        return model
+
+    def set_code_motion(self, code_motion) -> None:
+        if not self.cfg.code_features:
+            return
+        if code_motion is None or tuple(np.shape(code_motion)) != tuple(self.net.face_feat.shape):
+            raise ModelFileError(f"code_features needs the tokenizer's code motion of shape "
+                                 f"{tuple(self.net.face_feat.shape)}, got {None if code_motion is None else np.shape(code_motion)}")
+        self.net.face_feat.copy_(torch.as_tensor(np.asarray(code_motion), dtype=torch.float32))
+
+    def module(self):
+        return self.net
+
+    def to(self, device) -> "BuiltinCaptioner":
+        self.net.to(device)
+        return self
+
+    @property
+    def device(self):
+        return self.net.tok.weight.device
+
+    # ------------------------------------------------------------ layout
+    def _prompt_ids(self, prompt: str) -> list[int]:
+        if prompt not in self._prompt_cache:
+            self._prompt_cache[prompt] = [self.vocab.face_close] + self.vocab.encode(prompt) + [self.vocab.sep]
+        return self._prompt_cache[prompt]
+
+    def _context(self, face: np.ndarray, prompt: str) -> list[int]:
+        return [self.vocab.bos, self.vocab.face_open] + (face + self.vocab.face0).tolist() + self._prompt_ids(prompt)
+
+    def max_face_tokens(self, prompt: str, max_new_tokens: int) -> int:
+        return self.cfg.max_len - 2 - len(self._prompt_ids(prompt)) - max_new_tokens
+
+    def loss(self, examples) -> torch.Tensor:
+        rows, starts = [], []
+        for face, prompt, answer in examples:
+            ctx = self._context(np.asarray(face, np.int64), prompt)
+            ans = self.vocab.encode(answer) + [self.vocab.eos]
+            seq = (ctx + ans)[: self.cfg.max_len]
+            rows.append(seq)
+            starts.append(len(ctx))
+        T = max(map(len, rows))
+        ids = torch.full((len(rows), T), self.vocab.pad, dtype=torch.long)
+        tgt = torch.full((len(rows), T), -100, dtype=torch.long)
+        for b, (seq, s) in enumerate(zip(rows, starts)):
+            ids[b, : len(seq)] = torch.tensor(seq)
+            tgt[b, s - 1: len(seq) - 1] = torch.tensor(seq[s:])      # predict answer tokens (and <eos>)
+        ids, tgt = ids.to(self.device), tgt.to(self.device)
+        rows = tgt >= 0
+        logits = self.net(ids, rows=rows)                               # (N, V) at answer positions only
+        return F.cross_entropy(logits, tgt[rows])
+
+    # -------------------------------------------------------- generation
+    def _generate(self, seqs, prompt, max_new_tokens):
+        out: list[str | None] = [None] * len(seqs)
+        by_len: dict[int, list[int]] = {}
+        for i, s in enumerate(seqs):
+            by_len.setdefault(len(s), []).append(i)
+        for idx in by_len.values():   # equal lengths batch together without padding
+            ctx = torch.tensor([self._context(seqs[i], prompt) for i in idx], device=self.device)   # (B, T)
+            for i, text in zip(idx, self._greedy(ctx, max_new_tokens)):
+                out[i] = text
+        return out
+
+    def _greedy(self, ctx: torch.Tensor, max_new_tokens: int) -> list[str]:
+        B, T = ctx.shape
+        caches = [[None, None] for _ in self.net.blocks]
+        logits = self.net(ctx, 0, caches, last_only=True)              # (B, V)
+        done = torch.zeros(B, dtype=torch.bool, device=ctx.device)
+        gen = []
+        for step in range(max_new_tokens):
+            logits[:, self.vocab.face0:] = float("-inf")                # answers are text only
+            nxt = logits.argmax(-1)                                     # (B,)
+            nxt = torch.where(done, torch.full_like(nxt, self.vocab.eos), nxt)
+            gen.append(nxt)
+            done |= nxt == self.vocab.eos
+            if bool(done.all()) or step == max_new_tokens - 1:
+                break
+            logits = self.net(nxt[:, None], T + step, caches, last_only=True)
+        ids = torch.stack(gen, 1).tolist()                              # (B, n)
+        texts = []
+        for row in ids:
+            if self.vocab.eos in row:
+                row = row[: row.index(self.vocab.eos)]
+            texts.append(self.vocab.decode(row))
+        return texts
+
+    # --------------------------------------------------------------- I/O
+    def save(self, folder, extra: dict | None = None) -> Path:
+        from safetensors.torch import save
+
+        from ..atomic import write_atomic
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items() if k != "head.weight"}
+        blob = save(state)
+        write_atomic(folder / "model.safetensors", lambda f: f.write(blob))
+        text = self.vocab.tok.to_str()
+        write_atomic(folder / "tokenizer.json", lambda f: f.write(text.encode()))
+        self._write_config(folder, {**(extra or {}), "model": self.cfg.to_dict()})
+        return folder
+
+    @classmethod
+    def load(cls, folder: Path, meta: dict, device="cpu") -> "BuiltinCaptioner":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+        try:
+            cfg = CaptionerConfig.from_dict(meta["model"])
+        except (KeyError, TypeError) as e:
+            raise ModelFileError(f"{folder}/config.json: unreadable captioner config ({e})") from None
+        for name in ("model.safetensors", "tokenizer.json"):
+            if not (folder / name).is_file():
+                raise ModelFileError(f"caption model '{folder}' has no {name}")
+        vocab = TextVocab.load(folder / "tokenizer.json", int(meta["codebook_size"]))
+        try:
+            state = load_file(str(folder / "model.safetensors"))
+        except (SafetensorError, OSError, ValueError) as e:
+            raise ModelFileError(f"{folder}/model.safetensors: unreadable weights ({e})") from None
+        model = cls(cfg, vocab, meta)
+        try:
+            missing, unexpected = model.net.load_state_dict(state, strict=False)
+        except RuntimeError as e:
+            raise ModelFileError(f"{folder}/model.safetensors: weights do not match config.json "
+                                 f"({str(e).splitlines()[0]} ...)") from None
+        missing = [k for k in missing if k != "head.weight"]
+        if missing or unexpected:
+            raise ModelFileError(f"{folder}/model.safetensors: weights do not match config.json "
+                                 f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+        model.net.eval()
+        return model.to(device)

@@ -1,0 +1,94 @@
+"""Configs for Motion2Language (network and training recipe), as dataclasses.
+
+`CaptionerConfig` fixes the built-in network and is saved with its weights;
+`M2LTrainConfig` is the recipe. `PRESETS` names the recipes
+(`pyfacelang train m2l --preset default` made the shipped captioner).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from ..errors import FaceLangError
+from ..training import config_from_dict
+
+
+@dataclass(frozen=True)
+class CaptionerConfig:
+    # BPE merges learnt from the corpus captions and prompts. The corpus
+    # language is ~200 content words plus templates: 1200 entries make most
+    # words one token, so a caption is ~25 tokens and generation is short.
+    text_vocab: int = 1200
+    # Transformer size: big enough to read 24 emotion recipes at 5
+    # intensities from ~100 face tokens, small enough to train on 2 CPU cores
+    # in about half an hour (one step of 32 examples: 0.73 s on one core at
+    # d_model 128, 1.19 s at 192, 1.99 s at 256) and to caption a 4 s window
+    # in well under 50 ms on one core.
+    n_layer: int = 4
+    n_head: int = 4
+    d_model: int = 128
+    # Longest sequence: face tokens of one window (<= 8 s at 25 fps) + prompt
+    # + answer.
+    max_len: int = 288
+    dropout: float = 0.1
+    # Face-token embeddings also get a projection of what each code decodes
+    # to (its 52 ARKit weights + head rotation, from the tokenizer): tokens
+    # that look alike start alike, instead of 1024 unrelated vectors learnt
+    # from scratch (at step 750: CorE 0.32 without it).
+    code_features: bool = True
+
+    def __post_init__(self):
+        if self.d_model % self.n_head:
+            raise FaceLangError(f"d_model {self.d_model} is not divisible by n_head {self.n_head}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "CaptionerConfig":
+        return config_from_dict(cls, d, "captioner")
+
+
+@dataclass(frozen=True)
+class M2LTrainConfig:
+    model: CaptionerConfig = field(default_factory=CaptionerConfig)
+    steps: int = 2000
+    batch: int = 32
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    warmup: int = 100
+    # cosine decay to lr * lr_floor
+    lr_floor: float = 0.05
+    # Share of training examples per task; the rest are "describe" (the full
+    # caption or one of its paraphrases), which is what `caption` and
+    # `eval m2l` ask. The short tasks teach the model to attend to intensity,
+    # head motion and emotion separately.
+    task_mix: tuple = (("describe", 0.7), ("intensity", 0.1), ("head", 0.1), ("emotion", 0.1))
+    # Share of describe examples whose target is a paraphrase (not the caption).
+    paraphrase: float = 0.5
+    # Hugging Face bases: LoRA rank (0 = fine-tune all weights). New face
+    # token embeddings and the output head are always trained in full.
+    lora_rank: int = 8
+    checkpoint_every: int = 250
+    # Training corpus when none is given: the same synthetic corpus the
+    # default tokenizer was trained on.
+    corpus_clips: int = 20000
+    corpus_seed: int = 0
+    seed: int = 0
+    threads: int = 0  # torch intra-op threads; 0 = torch's default
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["model"] = self.model.to_dict()
+        d["task_mix"] = [list(t) for t in self.task_mix]
+        return d
+
+
+PRESETS = {
+    # The shipped built-in captioner.
+    "default": M2LTrainConfig(),
+    # Fine-tuning a local Hugging Face causal LM (LoRA); lower lr, fewer steps.
+    "hf": M2LTrainConfig(steps=1500, batch=16, lr=2e-4, warmup=50),
+    # A smoke run for tests and quick experiments.
+    "tiny": M2LTrainConfig(model=CaptionerConfig(text_vocab=400, n_layer=1, n_head=2, d_model=32, max_len=256),
+                           steps=30, batch=4, warmup=5, checkpoint_every=10, corpus_clips=60),
+}

@@ -1,0 +1,114 @@
+"""Training and test items for Motion2Language: each clip's face tokens
+(made by one `FaceTokenizer`) with its caption, paraphrases and labels; and
+the sampler that turns items into instruction examples."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import FaceLangError
+from ..tokens.geometry import fill_invalid, motion_from_params
+from .config import M2LTrainConfig
+from .templates import PROMPTS, answer
+
+
+@dataclass
+class Item:
+    tokens: np.ndarray        # (T,) int64 face tokens at `fps`
+    caption: str
+    paraphrases: list
+    labels: dict
+    fps: float
+
+
+def _tokens_of(tokenizer, motions: list[np.ndarray]) -> list[np.ndarray]:
+    """Tokenize many clips with one encoder call (the encoder is per frame)."""
+    lens = [len(m) for m in motions]
+    allrows = np.concatenate(motions).astype(np.float32)                   # (sum T, 55)
+    toks = np.concatenate([tokenizer.encode(allrows[i:i + 200_000])
+                           for i in range(0, len(allrows), 200_000)]).astype(np.int64)
+    return np.split(toks, np.cumsum(lens)[:-1])
+
+
+def corpus_items(corpus, split: str, tokenizer, limit: int | None = None) -> list[Item]:
+    """Items of one split of a corpus folder."""
+    from ..corpus.dataset import split_of
+    from ..corpus.store import Corpus
+    c = Corpus(corpus)
+    names = c.config.get("param_names")
+    if names is None:
+        raise FaceLangError(f"corpus '{corpus}' does not name its parameters (corpus.json lacks param_names)")
+    ids = [i for i in c.ids if split == "all" or split_of(i) == split][:limit]
+    motions, metas = [], []
+    for cid in ids:
+        clip = c.read(cid)
+        meta = clip["meta"]
+        if not meta.get("caption") or not meta.get("labels"):
+            continue   # ingested real clips without labels teach nothing here
+        m, _ = fill_invalid(motion_from_params(clip["params"], names))
+        if len(m) >= 2:
+            motions.append(m)
+            metas.append(meta)
+    if not motions:
+        raise FaceLangError(f"corpus '{corpus}' has no captioned '{split}' clips")
+    fps = float(c.config.get("fps", 25.0))
+    return [Item(t, m["caption"], list(m.get("paraphrases", [])), m["labels"], float(m.get("fps", fps)))
+            for t, m in zip(_tokens_of(tokenizer, motions), metas)]
+
+
+def synthetic_items(seed: int, clips: int, tokenizer) -> list[Item]:
+    """A fresh synthetic test set (never on disk, never trained on)."""
+    from ..corpus.synth import SynthConfig, generate_clip, plan_corpus
+    from ..corpus.vocab import load_vocabulary
+    cfg = SynthConfig(clips=clips, seed=seed)
+    vocab = load_vocabulary()
+    motions, metas = [], []
+    for p in plan_corpus(cfg, vocab):
+        params, _, meta = generate_clip(p, cfg, vocab)
+        motions.append(params.astype(np.float16).astype(np.float32))   # stored precision, as in a corpus
+        metas.append(meta)
+    return [Item(t, m["caption"], m["paraphrases"], m["labels"], cfg.fps)
+            for t, m in zip(_tokens_of(tokenizer, motions), metas)]
+
+
+class ExampleSampler:
+    """Random (face tokens, prompt, answer) examples from items, following
+    the recipe's task mix. Its state is a JSON-able dict for checkpoints."""
+
+    def __init__(self, items: list[Item], cfg: M2LTrainConfig, vocab, seed: int):
+        self.items, self.cfg, self.vocab = items, cfg, vocab
+        self.rng = np.random.default_rng(seed)
+        self.tasks = [t for t, _ in cfg.task_mix]
+        w = np.array([p for _, p in cfg.task_mix], float)
+        self.task_p = w / w.sum()
+
+    def example(self, item: Item, task: str):
+        r = self.rng
+        prompt = PROMPTS[task][int(r.integers(len(PROMPTS[task])))]
+        text = item.caption
+        if task == "describe" and item.paraphrases and r.random() < self.cfg.paraphrase:
+            text = item.paraphrases[int(r.integers(len(item.paraphrases)))]
+        return item.tokens, prompt, answer(task, item.labels, text, self.vocab, int(r.integers(2)))
+
+    def batch(self, n: int) -> list:
+        pick = self.rng.integers(0, len(self.items), n)
+        tasks = self.rng.choice(len(self.tasks), size=n, p=self.task_p)
+        return [self.example(self.items[i], self.tasks[t]) for i, t in zip(pick, tasks)]
+
+    def state(self) -> dict:
+        return self.rng.bit_generator.state
+
+    def set_state(self, state: dict) -> None:
+        self.rng.bit_generator.state = state
+
+
+def training_texts(items: list[Item], vocab) -> list[str]:
+    """Every caption, paraphrase, prompt and templated answer (BPE training text)."""
+    texts = [p for ps in PROMPTS.values() for p in ps]
+    for it in items:
+        texts.append(it.caption)
+        texts.extend(it.paraphrases)
+        for task in ("intensity", "head", "emotion"):
+            texts.extend(answer(task, it.labels, it.caption, vocab, v) for v in (0, 1))
+    return texts

@@ -1,0 +1,90 @@
+"""Pieces every trainer shares: the learning-rate schedule and resumable,
+atomic checkpoints (read back with `torch.load(weights_only=True)`)."""
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+
+from .atomic import publish, remove_quietly, temp_path
+from .errors import FaceLangError
+
+
+def lr_at(step: int, cfg) -> float:
+    """Linear warm-up over cfg.warmup steps, then cosine decay to cfg.lr * cfg.lr_floor at cfg.steps."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    u = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * (cfg.lr_floor + (1 - cfg.lr_floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, u))))
+
+
+def save_checkpoint(path: Path, state: dict, recipe: dict) -> None:
+    """Write `state` plus the recipe (JSON) atomically: an interrupted write
+    leaves the previous checkpoint intact."""
+    tmp = temp_path(str(path))
+    try:
+        torch.save({**state, "config": json.dumps(recipe, sort_keys=True), "torch_rng": torch.get_rng_state()}, tmp)
+        publish(tmp, str(path))
+    except BaseException:
+        remove_quietly(tmp)
+        raise
+
+
+def load_checkpoint(path: Path, recipe: dict) -> dict | None:
+    """The checkpoint's state (torch RNG restored), None when there is none;
+    refuses one written with another recipe."""
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unreadable checkpoint
+        raise FaceLangError(f"{path}: unreadable checkpoint ({e}); delete it to start over") from None
+    if json.loads(state["config"]) != json.loads(json.dumps(recipe, sort_keys=True)):
+        raise FaceLangError(f"{path} was written with different training settings; use another -o folder "
+                            "or delete the checkpoint")
+    torch.set_rng_state(state["torch_rng"])
+    return state
+
+
+class TrainProgress:
+    """A progress bar (when asked) and `train_log.jsonl` records: one every
+    `every` steps and at the last, with the loss, `extra()` and seconds."""
+
+    def __init__(self, out: Path, steps: int, start: int, progress: bool, log=print, every: int = 50):
+        self.path, self.steps, self.log, self.every = Path(out) / "train_log.jsonl", steps, log, every
+        self.t0 = time.time()
+        self.bar = None
+        if progress:
+            from tqdm import tqdm
+            self.bar = tqdm(total=steps, initial=start, unit="step", leave=False)
+
+    def update(self, step: int, loss: float, extra=None) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{loss:.3g}")
+        if step % self.every == 0 or step == self.steps:
+            rec = {"step": step, "loss": round(loss, 5), **(extra() if extra else {}),
+                   "seconds": round(time.time() - self.t0, 1)}
+            with open(self.path, "a") as f:
+                f.write(json.dumps(rec) + "\n")
+            if self.bar is None and step % 500 == 0:
+                self.log(json.dumps(rec))
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def config_from_dict(cls, d: dict, what: str):
+    """A config dataclass from its saved dict; unknown keys are an error (a
+    file from a newer or different model)."""
+    from dataclasses import fields
+    if not isinstance(d, dict):
+        raise FaceLangError(f"{what} config must be a JSON object, got {type(d).__name__}")
+    unknown = sorted(set(d) - {f.name for f in fields(cls)})
+    if unknown:
+        raise FaceLangError(f"unknown {what} config keys: {', '.join(unknown)}")
+    return cls(**d)

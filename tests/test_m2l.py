@@ -1,0 +1,241 @@
+"""Motion2Language with the built-in captioner: caption reading (the
+objective scores), windows, training with resume, the shipped model's
+quality, tokenizer-hash refusal, bad input, and the CLI."""
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from pyfacelang.cli import main
+from pyfacelang.corpus.store import Corpus
+from pyfacelang.errors import FaceLangError, ShapeError
+from pyfacelang.m2l import load_caption_model
+from pyfacelang.m2l.base import TokenizerMismatchError
+from pyfacelang.m2l.config import PRESETS
+from pyfacelang.m2l.data import synthetic_items
+from pyfacelang.m2l.evaluate import CaptionReader, bleu4, correctness, rouge_l
+from pyfacelang.m2l.train import train_m2l
+from pyfacelang.m2l.windows import parse_seconds, resample, window_spans
+
+
+@pytest.fixture(scope="module")
+def shipped_m2l():
+    return load_caption_model()
+
+
+@pytest.fixture(scope="module")
+def corpus_metas(tiny_corpus):
+    c = Corpus(tiny_corpus)
+    return [c.read(i)["meta"] for i in c.ids]
+
+
+# ------------------------------------------------------------- the scores
+def test_reader_recovers_labels_from_reference_captions(corpus_metas):
+    """The references (and paraphrases, which swap synonyms and templates)
+    read back as their own labels: the scorer measures the model, not itself."""
+    labels = [m["labels"] for m in corpus_metas]
+    for texts in ([m["caption"] for m in corpus_metas], [m["paraphrases"][0] for m in corpus_metas]):
+        s = correctness(texts, labels)
+        assert s["CorE"] == 1.0 and s["CorI"] == 1.0
+        assert s["CorM"] >= 0.97   # "blinks twice" may be a blink done twice or a double blink
+
+
+def test_reader_scores_wrong_captions_low(corpus_metas):
+    labels = [m["labels"] for m in corpus_metas]
+    shifted = [m["caption"] for m in corpus_metas[1:] + corpus_metas[:1]]
+    s = correctness(shifted, labels)
+    assert s["CorE"] < 0.3 and s["CorM"] < 0.5
+    assert correctness(["The face does something."] * len(labels), labels)["CorE"] == 0.0
+
+
+def test_reader_details():
+    r = CaptionReader()
+    got = r.read("Someone starts calm and breaks into a strongly furious look, then nods once, while winking "
+                 "with the left eye.")
+    assert got == {"emotion_group": "anger", "intensity": 4, "motions": {"single nod", "left wink"}}
+    # an intensity word inside an action phrase ("smiles a little") is not the emotion's intensity
+    got = r.read("The person looks extremely sad, and smiles a little.")
+    assert got["intensity"] == 5 and got["motions"] == {"half smile"}
+    assert r.read("")["emotion_group"] is None
+
+
+def test_bleu_rouge():
+    refs = [["the person looks very happy .", "someone seems very happy ."]]
+    assert bleu4(["the person looks very happy ."], refs) == pytest.approx(1.0)
+    assert rouge_l(["the person looks very happy ."], refs) == pytest.approx(1.0)
+    assert bleu4(["blue green red"], refs) == 0.0
+    assert 0.0 < rouge_l(["the person is sad"], refs) < 1.0
+
+
+# ------------------------------------------------------------------ windows
+def test_windows_and_durations():
+    assert parse_seconds("4s") == 4.0 and parse_seconds("500ms") == 0.5 and parse_seconds("2.5") == 2.5
+    for bad in ("", "-1s", "0", "four", "4h"):
+        with pytest.raises(FaceLangError):
+            parse_seconds(bad)
+    assert window_spans(50, 25, 4, 2) == [(0, 50)]            # shorter than a window: one window
+    assert window_spans(100, 25, 4, 2) == [(0, 100)]
+    spans = window_spans(354, 30, 4, 2)
+    assert spans[0] == (0, 120) and spans[-1] == (234, 354) and all(b - a == 120 for a, b in spans)
+    t = np.arange(300)
+    r = resample(t, 30.0, 25.0)
+    assert len(r) == 250 and r[0] == 0 and r[-1] <= 299 and np.all(np.diff(r) >= 0)
+    assert resample(t, 25.0, 25.0) is t
+
+
+# ---------------------------------------------------------------- training
+def _tiny(steps=12):
+    return dataclasses.replace(PRESETS["tiny"], steps=steps, checkpoint_every=5)
+
+
+def test_train_resume_equals_uninterrupted(tmp_path, tiny_corpus, shipped_tokenizer):
+    from safetensors.torch import load_file
+
+    quiet = dict(tokenizer=shipped_tokenizer, log=lambda *a: None)
+    train_m2l(tiny_corpus, tmp_path / "a", _tiny(), **quiet)
+
+    class Stop(Exception):
+        pass
+
+    def stop_at(step):
+        if step == 7:
+            raise Stop
+
+    with pytest.raises(Stop):
+        train_m2l(tiny_corpus, tmp_path / "b", _tiny(), on_step=stop_at, **quiet)
+    assert (tmp_path / "b" / "checkpoint.pt").exists() and not (tmp_path / "b" / "model.safetensors").exists()
+    train_m2l(tiny_corpus, tmp_path / "b", _tiny(), **quiet)   # resumes from step 5
+    wa, wb = load_file(str(tmp_path / "a" / "model.safetensors")), load_file(str(tmp_path / "b" / "model.safetensors"))
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        np.testing.assert_allclose(wa[k].numpy(), wb[k].numpy(), rtol=1e-5, atol=1e-6, err_msg=k)
+    with pytest.raises(Stop):
+        train_m2l(tiny_corpus, tmp_path / "c", _tiny(30), on_step=stop_at, **quiet)
+    with pytest.raises(FaceLangError, match="different training settings"):
+        train_m2l(tiny_corpus, tmp_path / "c", _tiny(40), **quiet)
+    m = load_caption_model(tmp_path / "a", tokenizer_sha256=shipped_tokenizer.sha256)
+    meta = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert meta["tokenizer_sha256"] == shipped_tokenizer.sha256 and meta["kind"] == "builtin"
+    assert isinstance(m.caption(np.arange(40)), str)
+
+
+def test_builtin_learns(tmp_path, shipped_tokenizer):
+    """A few hundred steps on fixed examples: the answer tokens are learnt."""
+    import torch
+
+    from pyfacelang.m2l.builtin import BuiltinCaptioner
+    cfg = PRESETS["tiny"].model
+    meta = {"tokenizer_sha256": shipped_tokenizer.sha256, "codebook_size": 1024, "fps": 25.0}
+    texts = ["The person looks very happy.", "The face seems slightly sad."] * 50
+    m = BuiltinCaptioner.create(dataclasses.replace(cfg, dropout=0.0, d_model=64), texts, meta,
+                                shipped_tokenizer.code_motion())
+    ex = [(np.full(30, 7), "Describe the facial motion.", texts[0]),
+          (np.full(30, 900), "Describe the facial motion.", texts[1])]
+    opt = torch.optim.Adam(m.trainable_parameters(), lr=3e-3)
+    for _ in range(150):
+        loss = m.loss(ex)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert m.caption_batch([np.full(30, 7), np.full(30, 900)]) == texts[:2]
+
+
+# ------------------------------------------------------------ shipped model
+def test_shipped_captioner_quality(shipped_m2l, shipped_tokenizer):
+    items = synthetic_items(seed=4321, clips=40, tokenizer=shipped_tokenizer)
+    caps = shipped_m2l.caption_batch([it.tokens for it in items])
+    s = correctness(caps, [it.labels for it in items])
+    # A regression floor for the shipped model (measured on these clips:
+    # CorE 0.55, CorM 0.46, CorI 0.68; chance is CorE 0.04), not the issue's
+    # goals (0.90 / 0.85 / 0.80), which the CPU-trained default does not reach yet.
+    assert s["CorE"] >= 0.45 and s["CorM"] >= 0.35 and s["CorI"] >= 0.55, s
+
+
+def test_shipped_captioner_tasks(shipped_m2l, shipped_tokenizer):
+    it = synthetic_items(seed=99, clips=3, tokenizer=shipped_tokenizer)[0]
+    assert "of 5" in shipped_m2l.caption(it.tokens, "How intense is the emotion?")
+    assert shipped_m2l.caption(it.tokens, "What does the head do?").startswith(("It ", "The head"))
+
+
+def test_bad_input(shipped_m2l):
+    with pytest.raises(ShapeError, match="unknown face token id 1024"):
+        shipped_m2l.caption(np.array([3, 1024]))
+    with pytest.raises(ShapeError, match="unknown face token id -1"):
+        shipped_m2l.caption(np.array([-1]))
+    with pytest.raises(ShapeError, match="1-D"):
+        shipped_m2l.caption(np.zeros((2, 3), int))
+    with pytest.raises(ShapeError, match="empty"):
+        shipped_m2l.caption(np.zeros(0, int))
+    with pytest.raises(ShapeError, match="integer"):
+        shipped_m2l.caption(np.zeros(5, np.float32))
+    with pytest.raises(ShapeError, match="exceed this model's context"):
+        shipped_m2l.caption(np.zeros(5000, int))
+    with pytest.raises(TokenizerMismatchError):
+        load_caption_model(tokenizer_sha256="f" * 64)
+
+
+def test_corrupt_model_folder(tmp_path):
+    from pyfacelang.errors import ModelFileError
+    from pyfacelang.m2l.base import shipped_path
+    import shutil
+    with pytest.raises(ModelFileError, match="not found"):
+        load_caption_model(tmp_path / "nope")
+    bad = tmp_path / "bad"
+    shutil.copytree(shipped_path(), bad)
+    (bad / "model.safetensors").write_bytes(b"garbage")
+    with pytest.raises(ModelFileError, match="unreadable weights"):
+        load_caption_model(bad)
+    (bad / "config.json").write_text("{")
+    with pytest.raises(ModelFileError, match="unreadable"):
+        load_caption_model(bad)
+
+
+# ---------------------------------------------------------------------- CLI
+def test_cli_caption_inputs(tmp_path, rig, capsys):
+    from conftest import render_jaw_video
+    video, _ = render_jaw_video(tmp_path, rig, T=60)
+    assert main(["caption", str(video), "--jsonl", str(tmp_path / "c.jsonl"), "-q"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("[0:00.00 - 0:02.40]") == 1          # 2.4 s < 4 s window: one caption
+    rows = [json.loads(x) for x in (tmp_path / "c.jsonl").read_text().splitlines()]
+    assert len(rows) == 1 and rows[0]["start"] == 0.0 and rows[0]["caption"]
+    # the same through a tokens file, and through a params file with a short window
+    assert main(["tokenize", str(video), "-o", str(tmp_path / "t.npz"), "-q"]) == 0
+    assert main(["caption", str(tmp_path / "t.npz")]) == 0
+    assert rows[0]["caption"] in capsys.readouterr().out
+    assert main(["track", str(video), "-o", str(tmp_path / "p.npz"), "-q"]) == 0
+    assert main(["caption", str(tmp_path / "p.npz"), "--window", "1s", "--stride", "500ms",
+                 "--prompt", "What does the head do?"]) == 0
+    lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("[")]
+    assert len(lines) == 4 and lines[-1].startswith("[0:01.40 - 0:02.40]")
+
+
+def test_cli_caption_errors(tmp_path, capsys):
+    z = tmp_path / "other.npz"
+    np.savez(z, tokens=np.arange(20, dtype=np.int32), fps=np.float32(25), tokenizer_sha256=np.array("ab" * 32))
+    assert main(["caption", str(z)]) == 1
+    assert "trained on tokenizer" in capsys.readouterr().err
+    np.savez(z, tokens=np.array([1, 2, 99999], np.int32), fps=np.float32(25))
+    assert main(["caption", str(z)]) == 1
+    assert "unknown face token id 99999" in capsys.readouterr().err
+    assert main(["caption", str(tmp_path / "missing.npz")]) == 1
+    assert main(["caption", str(z), "--window", "abc"]) == 1
+    (tmp_path / "junk.mp4").write_bytes(b"not a video")
+    assert main(["caption", str(tmp_path / "junk.mp4"), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "junk.mp4" in err
+
+
+def test_cli_train_and_eval(tmp_path, tiny_corpus, capsys):
+    assert main(["train", "m2l", "--corpus", str(tiny_corpus), "-o", str(tmp_path / "m"), "--preset", "tiny",
+                 "--steps", "6", "-q"]) == 0
+    assert (tmp_path / "m" / "model.safetensors").exists()
+    assert main(["eval", "m2l", "--m2l", str(tmp_path / "m"), "--seed", "3", "--clips", "4"]) == 0
+    fig = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for k in ("CorE", "CorM", "CorI", "bleu4", "rougeL", "latency_ms_per_4s_window"):
+        assert k in fig
+    assert main(["train", "m2l", "--corpus", str(tiny_corpus), "-o", str(tmp_path / "x"), "--base",
+                 str(tmp_path / "nope")]) == 1
+    assert main(["train", "tokenizer", "--corpus", str(tiny_corpus), "-o", str(tmp_path / "y"), "--base", "b"]) == 1
+    assert main(["train", "m2l", "--corpus", str(tiny_corpus), "-o", str(tmp_path / "y"), "--preset", "baseline"]) == 1
