@@ -96,7 +96,8 @@ class CaptionModel(ABC):
 
     @abstractmethod
     def _generate(self, seqs: list[np.ndarray], prompt: str, max_new_tokens: int) -> list[str]:
-        """Greedy answers for validated face-token sequences."""
+        """Greedy answers for validated face-token sequences, all of one length
+        (so they batch without padding)."""
 
     @abstractmethod
     def save(self, folder) -> Path:
@@ -123,8 +124,15 @@ class CaptionModel(ABC):
         was = self.module().training
         self.module().eval()
         try:
+            out: list = [None] * len(seqs)
+            by_len: dict[int, list[int]] = {}
+            for i, s in enumerate(seqs):
+                by_len.setdefault(len(s), []).append(i)
             with torch.no_grad():
-                return self._generate(seqs, prompt, max_new_tokens)
+                for idx in by_len.values():
+                    for i, text in zip(idx, self._generate([seqs[i] for i in idx], prompt, max_new_tokens)):
+                        out[i] = text
+            return out
         finally:
             self.module().train(was)
 

@@ -93,15 +93,8 @@ class BuiltinCaptioner(CaptionModel):
 
     # -------------------------------------------------------- generation
     def _generate(self, seqs, prompt, max_new_tokens):
-        out: list[str | None] = [None] * len(seqs)
-        by_len: dict[int, list[int]] = {}
-        for i, s in enumerate(seqs):
-            by_len.setdefault(len(s), []).append(i)
-        for idx in by_len.values():   # equal lengths batch together without padding
-            ctx = torch.tensor([self._context(seqs[i], prompt) for i in idx], device=self.device)   # (B, T)
-            for i, text in zip(idx, self._greedy(ctx, max_new_tokens)):
-                out[i] = text
-        return out
+        ctx = torch.tensor([self._context(f, prompt) for f in seqs], device=self.device)   # (B, T)
+        return self._greedy(ctx, max_new_tokens)
 
     def _greedy(self, ctx: torch.Tensor, max_new_tokens: int) -> list[str]:
         B, T = ctx.shape

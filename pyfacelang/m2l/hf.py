@@ -124,20 +124,16 @@ class HFCaptioner(CaptionModel):
         return self.model(input_ids=ids.to(dev), attention_mask=mask.to(dev), labels=labels.to(dev)).loss
 
     def _generate(self, seqs, prompt, max_new_tokens):
-        out: list = [None] * len(seqs)
-        by_len: dict[int, list[int]] = {}
-        for i, s in enumerate(seqs):
-            by_len.setdefault(len(s), []).append(i)
         suppress = list(range(self.face0, self.face0 + self.codebook_size)) + [self.face_open, self.face_close]
-        for idx in by_len.values():   # equal lengths: no padding needed
-            ctx = torch.tensor([self._context(seqs[i], prompt) for i in idx], device=self.device)   # (B, T)
-            gen = self.model.generate(input_ids=ctx, attention_mask=torch.ones_like(ctx), do_sample=False,
-                                      max_new_tokens=max_new_tokens, eos_token_id=self.eos,
-                                      pad_token_id=self.tok.pad_token_id, suppress_tokens=suppress)
-            for i, row in zip(idx, gen[:, ctx.shape[1]:].tolist()):
-                if self.eos in row:
-                    row = row[: row.index(self.eos)]
-                out[i] = self.tok.decode(row, skip_special_tokens=True).strip()
+        ctx = torch.tensor([self._context(f, prompt) for f in seqs], device=self.device)   # (B, T)
+        gen = self.model.generate(input_ids=ctx, attention_mask=torch.ones_like(ctx), do_sample=False,
+                                  max_new_tokens=max_new_tokens, eos_token_id=self.eos,
+                                  pad_token_id=self.tok.pad_token_id, suppress_tokens=suppress)
+        out = []
+        for row in gen[:, ctx.shape[1]:].tolist():
+            if self.eos in row:
+                row = row[: row.index(self.eos)]
+            out.append(self.tok.decode(row, skip_special_tokens=True).strip())
         return out
 
     # ---------------------------------------------------------------- I/O
