@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .cli_l2m import add_eval_options as add_l2m_eval_options
 from .cli_m2l import add_eval_options as add_m2l_eval_options
 from .cli_tokens import add_bench_options, add_eval_options
 from .errors import FaceLangError
@@ -199,6 +200,10 @@ def cmd_eval(args) -> int:
         from .cli_m2l import cmd_eval_m2l
 
         return cmd_eval_m2l(args, _emit, _media_dir)
+    if args.what == "l2m":
+        from .cli_l2m import cmd_eval_l2m
+
+        return cmd_eval_l2m(args, _emit)
     from .track.evaluate import eval_fit
 
     media = _media_dir(args.media)
@@ -297,12 +302,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_track)
 
     e = sub.add_parser("eval", help="quality figures (last line: JSON)")
-    e.add_argument("what", choices=["fit", "tokenizer", "m2l"], help="what to evaluate")
+    e.add_argument("what", choices=["fit", "tokenizer", "m2l", "l2m"], help="what to evaluate")
     e.add_argument("--media", help="folder of real clips (default: ../shared/media when present)")
     e.add_argument("--max-frames", type=int, help="use at most N frames per clip")
     e.add_argument("--json", help="also write the figures to this file")
     add_eval_options(e)
     add_m2l_eval_options(e)
+    add_l2m_eval_options(e)
     e.set_defaults(func=cmd_eval)
 
     b = sub.add_parser("bench", help="speed figures (last line: JSON)")
@@ -314,12 +320,14 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(func=cmd_bench)
 
     from .cli_corpus import add_parsers as add_corpus_parsers
+    from .cli_l2m import add_parsers as add_l2m_parsers
     from .cli_m2l import add_parsers as add_m2l_parsers
     from .cli_tokens import add_parsers as add_token_parsers
 
     add_corpus_parsers(sub, _emit)
     add_token_parsers(sub)
     add_m2l_parsers(sub)
+    add_l2m_parsers(sub)
 
     i = sub.add_parser("info", help="versions, extension build and device")
     i.set_defaults(func=cmd_info)

@@ -95,7 +95,7 @@ def cmd_eval_m2l(args, emit, media_dir) -> int:
 def add_train_options(t) -> None:
     g = t.add_argument_group("m2l")
     g.add_argument("--base", help="m2l: 'builtin' (default) or a local Hugging Face causal LM folder")
-    g.add_argument("--tokenizer", help="m2l: face tokenizer folder (default: the shipped one)")
+    g.add_argument("--tokenizer", help="m2l, l2m: face tokenizer folder (default: the shipped one)")
     g.add_argument("--lora-rank", type=int, help="m2l with --base: LoRA rank (0 = fine-tune all weights)")
 
 

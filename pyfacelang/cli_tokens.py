@@ -41,7 +41,9 @@ def corpus_or_build(corpus, output, cfg) -> str:
         corpus = str(Path(output) / "corpus")
         print(f"no --corpus: building the preset's synthetic corpus ({cfg.corpus_clips} clips, seed "
               f"{cfg.corpus_seed}) in {corpus}")
-        build_synthetic(corpus, SynthConfig(clips=cfg.corpus_clips, seed=cfg.corpus_seed), log=lambda *a: None)
+        seconds = tuple(getattr(cfg, "corpus_seconds", SynthConfig.seconds))
+        build_synthetic(corpus, SynthConfig(clips=cfg.corpus_clips, seed=cfg.corpus_seed, seconds=seconds),
+                        log=lambda *a: None)
     elif not Path(corpus).is_dir():
         raise FaceLangError(f"--corpus {corpus} is not a folder")
     return corpus
@@ -52,16 +54,21 @@ def cmd_train(args) -> int:
         from .cli_m2l import cmd_train_m2l
 
         return cmd_train_m2l(args)
+    if args.what in ("l2m", "l2m-eval"):
+        from .cli_l2m import cmd_train_l2m
+
+        return cmd_train_l2m(args)
     from .tokens.config import PRESETS
     from .tokens.train import train_tokenizer
 
     args.preset = args.preset or "default"
     if args.preset not in PRESETS:
         raise FaceLangError(f"train tokenizer: unknown preset '{args.preset}' (choose from {', '.join(sorted(PRESETS))})")
-    extra = [o for o, v in (("--base", args.base), ("--lora-rank", args.lora_rank), ("--tokenizer", args.tokenizer))
-             if v is not None]
+    extra = [o for o, v in (("--base", args.base), ("--lora-rank", args.lora_rank), ("--tokenizer", args.tokenizer),
+                            ("--encoder", args.encoder), ("--conditioning", args.conditioning)) if v is not None]
     if extra:
-        raise FaceLangError(f"train tokenizer: {', '.join(extra)} only apply to `train m2l`")
+        raise FaceLangError(f"train tokenizer: {', '.join(extra)} only apply to models that read tokens "
+                            "(m2l, l2m)")
     cfg = PRESETS[args.preset]
     if args.steps:
         cfg = dataclasses.replace(cfg, steps=args.steps)
@@ -166,7 +173,8 @@ def cmd_bench_vq(args, emit) -> int:
 
 def add_parsers(sub) -> None:
     t = sub.add_parser("train", help="train a model: the geometric tokenizer, or the captioner (m2l)")
-    t.add_argument("what", choices=["tokenizer", "m2l"], help="what to train")
+    t.add_argument("what", choices=["tokenizer", "m2l", "l2m", "l2m-eval"],
+                   help="what to train (l2m-eval: the motion encoder and classifier `eval l2m` scores with)")
     t.add_argument("--corpus", help="corpus folder (default: build the preset's synthetic corpus in OUT/corpus)")
     t.add_argument("-o", "--output", required=True, help="output model folder (rerun to resume)")
     t.add_argument("--preset", help="training recipe. tokenizer: default (shipped), baseline (coefficient space), "
@@ -175,8 +183,10 @@ def add_parsers(sub) -> None:
     t.add_argument("--codebook-size", type=_positive, help="tokenizer: override the preset's codebook size")
     t.add_argument("--threads", type=_positive, help="torch threads (default: all cores)")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    from .cli_l2m import add_train_options as add_l2m_train_options
     from .cli_m2l import add_train_options
     add_train_options(t)
+    add_l2m_train_options(t)
     t.set_defaults(func=cmd_train)
 
     k = sub.add_parser("tokenize", help="params .npz (from track) or video -> one geometric token per frame")

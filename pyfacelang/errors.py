@@ -26,3 +26,8 @@ class UnknownParameterError(FaceLangError, KeyError):
 
 class ShapeError(FaceLangError, ValueError):
     """An array has the wrong shape or dtype for the operation."""
+
+
+class TokenizerMismatchError(FaceLangError):
+    """A model that reads or writes face tokens was paired with a tokenizer
+    other than the one it was trained on (token ids would mean other faces)."""

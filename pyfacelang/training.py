@@ -88,3 +88,24 @@ def config_from_dict(cls, d: dict, what: str):
     if unknown:
         raise FaceLangError(f"unknown {what} config keys: {', '.join(unknown)}")
     return cls(**d)
+
+
+def begin(out, cfg, tokenizer):
+    """The common start of the trainers that read face tokens: the output
+    folder, torch threads and seed, and the FaceTokenizer (an instance, a
+    folder, or None for the shipped one). -> (out Path, tokenizer)."""
+    from .tokens.tokenizer import FaceTokenizer
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    return out, (tokenizer if isinstance(tokenizer, FaceTokenizer) else FaceTokenizer.load(tokenizer))
+
+
+def adamw(params, cfg) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices only (not biases, norms, gains)."""
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.98))

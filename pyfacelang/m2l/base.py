@@ -16,14 +16,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import FaceLangError, ModelFileError, ShapeError
+from ..errors import FaceLangError, ModelFileError, ShapeError, TokenizerMismatchError  # noqa: F401 (re-exported)
 from .templates import DEFAULT_PROMPT
 
 FORMAT = "pyfacelang-m2l/1"
-
-
-class TokenizerMismatchError(FaceLangError):
-    """A caption/motion model was given tokens from a tokenizer other than the one it was trained on."""
 
 
 def shipped_path() -> Path:

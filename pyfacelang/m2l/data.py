@@ -20,6 +20,7 @@ class Item:
     paraphrases: list
     labels: dict
     fps: float
+    motion: np.ndarray | None = None   # (T, 55) the clip's own motion rows (when asked for)
 
 
 def _tokens_of(tokenizer, motions: list[np.ndarray]) -> list[np.ndarray]:
@@ -31,8 +32,8 @@ def _tokens_of(tokenizer, motions: list[np.ndarray]) -> list[np.ndarray]:
     return np.split(toks, np.cumsum(lens)[:-1])
 
 
-def corpus_items(corpus, split: str, tokenizer, limit: int | None = None) -> list[Item]:
-    """Items of one split of a corpus folder."""
+def corpus_items(corpus, split: str, tokenizer, limit: int | None = None, keep_motion: bool = False) -> list[Item]:
+    """Items of one split of a corpus folder (with `keep_motion`, also the motion rows)."""
     from ..corpus.dataset import split_of
     from ..corpus.store import Corpus
     c = Corpus(corpus)
@@ -53,23 +54,26 @@ def corpus_items(corpus, split: str, tokenizer, limit: int | None = None) -> lis
     if not motions:
         raise FaceLangError(f"corpus '{corpus}' has no captioned '{split}' clips")
     fps = float(c.config.get("fps", 25.0))
-    return [Item(t, m["caption"], list(m.get("paraphrases", [])), m["labels"], float(m.get("fps", fps)))
-            for t, m in zip(_tokens_of(tokenizer, motions), metas)]
+    return [Item(t, m["caption"], list(m.get("paraphrases", [])), m["labels"], float(m.get("fps", fps)),
+                 mo if keep_motion else None)
+            for t, m, mo in zip(_tokens_of(tokenizer, motions), metas, motions)]
 
 
-def synthetic_items(seed: int, clips: int, tokenizer) -> list[Item]:
-    """A fresh synthetic test set (never on disk, never trained on)."""
+def synthetic_items(seed: int, clips: int, tokenizer, seconds: tuple | None = None,
+                    keep_motion: bool = False) -> list[Item]:
+    """A fresh synthetic test set (never on disk, never trained on); clip
+    lengths `seconds` (lo, hi) (None: the generator's default)."""
     from ..corpus.synth import SynthConfig, generate_clip, plan_corpus
     from ..corpus.vocab import load_vocabulary
-    cfg = SynthConfig(clips=clips, seed=seed)
+    cfg = SynthConfig(clips=clips, seed=seed, **({"seconds": tuple(seconds)} if seconds else {}))
     vocab = load_vocabulary()
     motions, metas = [], []
     for p in plan_corpus(cfg, vocab):
         params, _, meta = generate_clip(p, cfg, vocab)
         motions.append(params.astype(np.float16).astype(np.float32))   # stored precision, as in a corpus
         metas.append(meta)
-    return [Item(t, m["caption"], m["paraphrases"], m["labels"], cfg.fps)
-            for t, m in zip(_tokens_of(tokenizer, motions), metas)]
+    return [Item(t, m["caption"], m["paraphrases"], m["labels"], cfg.fps, mo if keep_motion else None)
+            for t, m, mo in zip(_tokens_of(tokenizer, motions), metas, motions)]
 
 
 class ExampleSampler:

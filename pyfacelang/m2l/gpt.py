@@ -9,6 +9,28 @@ from torch import nn
 from .config import CaptionerConfig
 
 
+class KVCache:
+    """Keys and values of one block, preallocated for `capacity` positions
+    (appending is a copy into place, not a growing concatenation)."""
+
+    def __init__(self, capacity: int):
+        self.capacity, self.n = capacity, 0
+        self.k = self.v = None
+
+    def append(self, k, v):
+        """k, v (B, H, T, Dh) -> all keys/values so far (B, H, n, Dh)."""
+        B, H, T, Dh = k.shape
+        if self.k is None:
+            self.k = k.new_empty(B, H, self.capacity, Dh)
+            self.v = v.new_empty(B, H, self.capacity, Dh)
+        if self.n + T > self.capacity:
+            raise IndexError(f"KV cache full ({self.capacity} positions)")
+        self.k[:, :, self.n: self.n + T] = k
+        self.v[:, :, self.n: self.n + T] = v
+        self.n += T
+        return self.k[:, :, : self.n], self.v[:, :, : self.n]
+
+
 class Block(nn.Module):
     def __init__(self, cfg: CaptionerConfig):
         super().__init__()
@@ -22,19 +44,26 @@ class Block(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
         self.p = cfg.dropout
 
-    def forward(self, x, cache=None):
+    def forward(self, x, cache=None, mask=None):
+        """`mask` (B, 1, T, S) bool, True = may attend (S: cached + new keys);
+        None: causal over the new rows."""
         B, T, D = x.shape
         H = self.n_head
         q, k, v = self.qkv(self.ln1(x)).split(D, dim=2)
         q, k, v = (t.view(B, T, H, D // H).transpose(1, 2) for t in (q, k, v))     # (B, H, T, Dh)
-        if cache is not None:
+        if isinstance(cache, KVCache):
+            k, v = cache.append(k, v)
+        elif cache is not None:
             if cache[0] is not None:
                 k = torch.cat([cache[0], k], 2)
                 v = torch.cat([cache[1], v], 2)
             cache[0], cache[1] = k, v
         # causal over the new rows; a single new row attends to every cached key
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=T > 1 and k.shape[2] == T,
-                                           dropout_p=self.p if self.training else 0.0)
+        p = self.p if self.training else 0.0
+        if mask is not None:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=T > 1 and k.shape[2] == T, dropout_p=p)
         y = y.transpose(1, 2).reshape(B, T, D)                                       # (B, T, D)
         x = x + self.drop(self.proj(y))
         return x + self.drop(self.mlp(self.ln2(x)))

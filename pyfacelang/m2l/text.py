@@ -58,14 +58,22 @@ class TextVocab:
 
     @classmethod
     def train(cls, texts, vocab_size: int, codebook_size: int) -> "TextVocab":
-        from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-        if vocab_size <= len(CONTROL) + 256:
-            raise FaceLangError(f"text_vocab must exceed {len(CONTROL) + 256} (control tokens + bytes)")
-        tok = Tokenizer(models.BPE())
-        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
-        tok.decoder = decoders.ByteLevel()
-        trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(CONTROL), show_progress=False,
-                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-        tok.train_from_iterator(texts, trainer)
+        tok = train_bpe(texts, vocab_size, CONTROL)
         tok.add_special_tokens([face_token(i) for i in range(codebook_size)])
         return cls(tok, codebook_size)
+
+
+def train_bpe(texts, vocab_size: int, special) -> "tokenizers.Tokenizer":  # noqa: F821
+    """A byte-level BPE (`tokenizers`) learnt from `texts`, with the `special`
+    tokens first: any string encodes (unseen words fall back to pieces, at
+    worst bytes)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    if vocab_size <= len(special) + 256:
+        raise FaceLangError(f"a text vocabulary must exceed {len(special) + 256} entries (special tokens + bytes)")
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(special), show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(texts, trainer)
+    return tok

@@ -15,7 +15,7 @@ import torch
 
 from ..atomic import remove_quietly
 from ..corpus.vocab import load_vocabulary
-from ..training import TrainProgress, load_checkpoint, lr_at, save_checkpoint
+from ..training import TrainProgress, adamw, begin, load_checkpoint, lr_at, save_checkpoint
 from .config import M2LTrainConfig
 from .data import ExampleSampler, corpus_items, training_texts
 
@@ -41,13 +41,7 @@ def train_m2l(corpus, out, cfg: M2LTrainConfig, *, base: str = "builtin", tokeni
     """Train (or resume) a caption model into folder `out` on the corpus's
     train split, reading face tokens from `tokenizer` (a FaceTokenizer; None:
     the shipped one). Returns a summary."""
-    from ..tokens.tokenizer import FaceTokenizer
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
-    tok = tokenizer if isinstance(tokenizer, FaceTokenizer) else FaceTokenizer.load(tokenizer)
+    out, tok = begin(out, cfg, tokenizer)
     items = corpus_items(corpus, "train", tok)
     fps = items[0].fps
     log(f"train m2l ({base}): {len(items)} clips, {sum(len(i.tokens) for i in items)} face tokens, "
@@ -57,10 +51,7 @@ def train_m2l(corpus, out, cfg: M2LTrainConfig, *, base: str = "builtin", tokeni
     model = _make_model(base, cfg, items, meta, out, tok)
     net = model.module()
     params = model.trainable_parameters()
-    decay = [p for p in params if p.dim() >= 2]
-    no_decay = [p for p in params if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.98))
+    opt = adamw(params, cfg)
     sampler = ExampleSampler(items, cfg, load_vocabulary(), cfg.seed)
     ckpt = out / "checkpoint.pt"
     step = 0

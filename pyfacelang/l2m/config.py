@@ -1,0 +1,133 @@
+"""Configs for Language2Motion (text encoder, motion transformer, training
+recipe), as dataclasses. The network configs are saved with the weights;
+`PRESETS` names the recipes (`pyfacelang train l2m --preset default` made the
+shipped model).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from ..errors import FaceLangError
+from ..training import config_from_dict
+
+CONDITIONINGS = ("prefix", "global")
+
+
+@dataclass(frozen=True)
+class TextEncoderConfig:
+    # Byte-level BPE learnt from the corpus captions and paraphrases: every
+    # corpus word is one or two pieces, and a word never seen still splits
+    # into known pieces (bytes at worst) instead of becoming <unk>.
+    vocab: int = 1000
+    # A small bidirectional transformer over the pieces, trained with the
+    # motion model: each piece's output is that word's embedding in context.
+    d_model: int = 128
+    n_layer: int = 2
+    n_head: int = 4
+    # Longest prompt in pieces (captions are ~10-30).
+    max_words: int = 64
+    dropout: float = 0.1
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class MotionGPTConfig:
+    # "prefix": the projected word embeddings are a prefix the face tokens
+    # attend to (the paper's method); "global": one pooled text embedding is
+    # the only prefix (T2M-GPT style, the baseline).
+    conditioning: str = "prefix"
+    # Small enough to train on 2 CPU cores in about 40 minutes (one step of
+    # 32 clips of 2-10 s: ~1.5-2 s on one core) and to decode one token in well
+    # under a millisecond (d_model 192 was 1.4x slower per token).
+    d_model: int = 128
+    n_layer: int = 4
+    n_head: int = 4
+    # Longest motion in face tokens (12 s at 25 fps); longer requests slide a
+    # window (generation keeps the last `max_frames // 2` tokens as context).
+    max_frames: int = 300
+    # Longest prefix (prompt pieces; the global baseline uses 1).
+    max_prefix: int = 64
+    dropout: float = 0.1
+    # The requested length is an input (an embedding of the frame count in
+    # 0.5 s bins) so a two-part prompt spreads over the whole clip.
+    length_bins: int = 64
+
+    def __post_init__(self):
+        if self.conditioning not in CONDITIONINGS:
+            raise FaceLangError(f"conditioning must be one of {CONDITIONINGS}, got '{self.conditioning}'")
+        if self.d_model % self.n_head:
+            raise FaceLangError(f"d_model {self.d_model} is not divisible by n_head {self.n_head}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "MotionGPTConfig":
+        return config_from_dict(cls, d, "motion transformer")
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    # Sampling defaults for `animate` (and eval l2m): top-k keeps the motion
+    # on likely codes; a low temperature favours the clear, prototypical
+    # version of the prompt over rare variations.
+    top_k: int = 20
+    temperature: float = 0.8
+    # Classifier-free guidance: logits = uncond + scale * (cond - uncond).
+    # 1.0 = no guidance (one forward pass per step instead of two).
+    cfg_scale: float = 1.5
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class L2MTrainConfig:
+    model: MotionGPTConfig = field(default_factory=MotionGPTConfig)
+    encoder: TextEncoderConfig = field(default_factory=TextEncoderConfig)
+    # 1200 steps of 32 (about two passes over the corpus): ~40 min per model
+    # on one core; loss still falling at the end (more steps when a GPU is lent).
+    steps: int = 1200
+    batch: int = 32
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    warmup: int = 100
+    lr_floor: float = 0.05
+    # Share of examples whose prompt is a paraphrase instead of the caption:
+    # prompts are free text, so the model must not hang on one wording.
+    paraphrase: float = 0.6
+    # Share of examples with the text dropped (the null prefix): this trains
+    # the unconditional model classifier-free guidance needs.
+    cond_drop: float = 0.1
+    # A pretrained (Hugging Face) encoder is frozen; only the projection and
+    # the motion transformer learn.
+    checkpoint_every: int = 250
+    # Training corpus when none is given: clips of 2-10 s, so 10 s requests
+    # are inside the lengths the model has seen.
+    corpus_clips: int = 20000
+    corpus_seed: int = 0
+    corpus_seconds: tuple = (2.0, 10.0)
+    seed: int = 0
+    threads: int = 0  # torch intra-op threads; 0 = torch's default
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["model"] = self.model.to_dict()
+        d["encoder"] = self.encoder.to_dict()
+        d["corpus_seconds"] = list(self.corpus_seconds)
+        return d
+
+
+_TINY_MODEL = dict(d_model=32, n_layer=1, n_head=2, max_frames=160, length_bins=32)
+_TINY = dict(encoder=TextEncoderConfig(vocab=400, d_model=32, n_layer=1, n_head=2), steps=30, batch=4, warmup=5,
+             checkpoint_every=10, corpus_clips=60)
+
+PRESETS = {
+    # The shipped model: word-level prefix.
+    "default": L2MTrainConfig(),
+    # The baseline: one pooled text embedding, everything else equal.
+    "global": L2MTrainConfig(model=MotionGPTConfig(conditioning="global")),
+    # Smoke runs for tests and quick experiments.
+    "tiny": L2MTrainConfig(model=MotionGPTConfig(**_TINY_MODEL), **_TINY),
+    "tiny-global": L2MTrainConfig(model=MotionGPTConfig(conditioning="global", **_TINY_MODEL), **_TINY),
+}

@@ -1,0 +1,108 @@
+"""The motion transformer (stateless maths): a text prefix, then face tokens
+under causal attention, with a KV cache for generation.
+
+    [w_1 ... w_L] <bos> t_1 ... t_{T-1}   ->   t_1 ... t_T
+
+The prefix is the text encoder's per-word embeddings projected to the model
+width (not new vocabulary); the words attend to each other, every face token
+attends to all words and to the tokens before it. The global baseline has a
+one-vector prefix: the masked mean of the word embeddings. A learnt null
+prefix stands for "no text" (classifier-free guidance).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..m2l.gpt import Block
+from .config import MotionGPTConfig
+
+
+def length_bin(n_frames, fps: float, bins: int) -> torch.Tensor:
+    """Frame counts -> 0.5 s bins (clamped to the table)."""
+    n = torch.as_tensor(n_frames, dtype=torch.float32)
+    return (n / (fps * 0.5)).round().long().clamp(0, bins - 1)
+
+
+class MotionGPT(nn.Module):
+    def __init__(self, cfg: MotionGPTConfig, text_dim: int, n_codes: int):
+        super().__init__()
+        self.cfg, self.n_codes, self.text_dim = cfg, n_codes, text_dim
+        d = cfg.d_model
+        self.cond_proj = nn.Sequential(nn.LayerNorm(text_dim), nn.Linear(text_dim, d))
+        self.null = nn.Parameter(torch.zeros(1, d))
+        self.prefix_pos = nn.Embedding(cfg.max_prefix, d)
+        self.tok = nn.Embedding(n_codes + 1, d)            # the last id is <bos>
+        self.pos = nn.Embedding(cfg.max_frames, d)
+        self.length = nn.Embedding(cfg.length_bins, d)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
+        self.ln = nn.LayerNorm(d)
+        self.head = nn.Linear(d, n_codes, bias=False)
+        for m in self.modules():
+            if isinstance(m, (nn.Linear, nn.Embedding)):
+                nn.init.normal_(m.weight, std=0.02)
+                if isinstance(m, nn.Linear) and m.bias is not None:
+                    nn.init.zeros_(m.bias)
+        nn.init.normal_(self.null, std=0.02)
+
+    @property
+    def bos(self) -> int:
+        return self.n_codes
+
+    # -------------------------------------------------------------- prefix
+    def prefix(self, emb: torch.Tensor, mask: torch.Tensor, uncond: torch.Tensor | None = None):
+        """Text embeddings (B, L, E) + mask (B, L) -> prefix (B, P, D) + mask
+        (B, P). Rows where `uncond` (B,) is True get the null prefix."""
+        if self.cfg.conditioning == "global":
+            w = mask.to(emb.dtype)[..., None]                                       # (B, L, 1)
+            emb = (emb * w).sum(1, keepdim=True) / w.sum(1, keepdim=True).clamp_min(1.0)   # (B, 1, E)
+            mask = mask.any(1, keepdim=True)                                        # (B, 1)
+        emb, mask = emb[:, : self.cfg.max_prefix], mask[:, : self.cfg.max_prefix]
+        P = self.cond_proj(emb)                                                     # (B, P, D)
+        if uncond is not None and bool(uncond.any()):
+            P = torch.where(uncond[:, None, None], torch.zeros_like(P), P)
+            P[:, 0] = torch.where(uncond[:, None], self.null.expand(len(P), -1), P[:, 0])
+            first = torch.zeros_like(mask)
+            first[:, 0] = True
+            mask = torch.where(uncond[:, None], first, mask)
+        L = P.shape[1]
+        return P + self.prefix_pos(torch.arange(L, device=P.device))[None], mask
+
+    def null_prefix(self, B: int, device):
+        P = (self.null + self.prefix_pos.weight[:1]).expand(B, 1, -1)
+        return P, torch.ones(B, 1, dtype=torch.bool, device=device)
+
+    # ------------------------------------------------------------- forward
+    def _motion_embed(self, ids, pos0: int, lbin):
+        T = ids.shape[1]
+        pos = torch.arange(pos0, pos0 + T, device=ids.device)
+        return self.tok(ids) + self.pos(pos)[None] + self.length(lbin)[:, None]     # (B, T, D)
+
+    def forward(self, P, pmask, ids, lbin, caches=None, last_only: bool = False):
+        """Prefix (B, L, D) + mask, motion ids (B, T) starting with <bos>,
+        length bins (B,) -> logits (B, T, K) (or (B, K) with last_only) for
+        the next face token at each motion position. With `caches` (a list
+        of [k, v] per block), keys/values are kept for `step`."""
+        B, L, _ = P.shape
+        T = ids.shape[1]
+        x = torch.cat([P, self._motion_embed(ids, 0, lbin)], 1)                      # (B, L + T, D)
+        S = L + T
+        q = torch.arange(S, device=P.device)
+        causal = (q[None, :] <= q[:, None]) | (q[None, :] < L)                        # (S, S) motion sees words
+        keys = torch.cat([pmask, torch.ones(B, T, dtype=torch.bool, device=P.device)], 1)   # (B, S)
+        mask = causal[None, None] & keys[:, None, None, :]                           # (B, 1, S, S)
+        x = self.drop(x)
+        for i, blk in enumerate(self.blocks):
+            x = blk(x, None if caches is None else caches[i], mask)
+        x = self.ln(x[:, L:])
+        return self.head(x[:, -1] if last_only else x)
+
+    def step(self, ids, pos: int, lbin, keys, caches):
+        """One new token per row: ids (B, 1) at motion position `pos`; `keys`
+        (B, S) is the key mask including this token (None: every key). -> logits (B, K)."""
+        x = self._motion_embed(ids, pos, lbin)
+        mask = None if keys is None else keys[:, None, None, :]                       # (B, 1, 1, S)
+        for i, blk in enumerate(self.blocks):
+            x = blk(x, caches[i], mask)
+        return self.head(self.ln(x[:, -1]))

@@ -1,0 +1,110 @@
+"""Training a text-to-motion model on a corpus (resumable, like the other
+trainers: `out/checkpoint.pt` every `checkpoint_every` steps; rerunning the
+same command continues)."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..atomic import remove_quietly
+from ..training import TrainProgress, adamw, begin, load_checkpoint, lr_at, save_checkpoint
+from .config import L2MTrainConfig
+
+
+class PromptSampler:
+    """Random (prompt, face tokens, unconditional?) examples: the caption or
+    one of its paraphrases; `cond_drop` of them with the text dropped."""
+
+    def __init__(self, items, cfg: L2MTrainConfig, seed: int):
+        self.items, self.cfg = items, cfg
+        self.rng = np.random.default_rng(seed)
+
+    def batch(self, n: int):
+        r, W = self.rng, self.cfg.model.max_frames
+        texts, seqs = [], []
+        for i in r.integers(0, len(self.items), n):
+            it = self.items[i]
+            text = it.caption
+            if it.paraphrases and r.random() < self.cfg.paraphrase:
+                text = it.paraphrases[int(r.integers(len(it.paraphrases)))]
+            toks = it.tokens
+            if len(toks) > W:   # longer than the model's window: a random crop
+                s = int(r.integers(0, len(toks) - W + 1))
+                toks = toks[s: s + W]
+            texts.append(text)
+            seqs.append(toks)
+        uncond = torch.as_tensor(r.random(n) < self.cfg.cond_drop)
+        return texts, seqs, uncond
+
+    def state(self) -> dict:
+        return self.rng.bit_generator.state
+
+    def set_state(self, state: dict) -> None:
+        self.rng.bit_generator.state = state
+
+
+def corpus_texts(items) -> list[str]:
+    return [t for it in items for t in [it.caption, *it.paraphrases]]
+
+
+def _make_model(encoder: str, cfg: L2MTrainConfig, items, meta: dict, out: Path):
+    from .encoders import BuiltinTextEncoder, make_text_encoder
+    from .generator import TextToMotion
+    if encoder == "builtin" and (out / "text_tokenizer.json").exists():   # resume: the BPE learnt at the start
+        enc = BuiltinTextEncoder.load(out, {"config": cfg.encoder.to_dict()})
+    else:
+        enc = make_text_encoder(encoder, cfg.encoder, corpus_texts(items))
+        enc.save_files(out)
+    return TextToMotion.create(cfg.model, enc, meta)
+
+
+def train_l2m(corpus, out, cfg: L2MTrainConfig, *, encoder: str = "builtin", tokenizer=None, progress: bool = False,
+              log=print, preset: str | None = None) -> dict:
+    """Train (or resume) a text-to-motion model into folder `out` on the
+    corpus's train split, with face tokens from `tokenizer` (a FaceTokenizer
+    or folder; None: the shipped one). Returns a summary."""
+    from ..m2l.data import corpus_items
+    out, tok = begin(out, cfg, tokenizer)
+    items = corpus_items(corpus, "train", tok)
+    meta = {"tokenizer_sha256": tok.sha256, "codebook_size": tok.codebook_size, "fps": items[0].fps}
+    log(f"train l2m ({cfg.model.conditioning}, encoder {encoder}): {len(items)} clips, "
+        f"{sum(len(i.tokens) for i in items)} face tokens, tokenizer {tok.sha256[:12]} (K={tok.codebook_size})")
+    recipe = {"train": cfg.to_dict(), "encoder": str(encoder), **meta}
+    model = _make_model(encoder, cfg, items, meta, out)
+    params = model.trainable_parameters()
+    opt = adamw(params, cfg)
+    sampler = PromptSampler(items, cfg, cfg.seed)
+    ckpt = out / "checkpoint.pt"
+    step = 0
+    state = load_checkpoint(ckpt, recipe)
+    if state is not None:
+        model.modules.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        sampler.set_state(json.loads(state["sampler"]))
+        step = int(state["step"])
+        log(f"resuming from step {step} ({ckpt})")
+    prog = TrainProgress(out, cfg.steps, step, progress, log)
+    model.modules.train()
+    while step < cfg.steps:
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, cfg)
+        loss = model.loss(*sampler.batch(cfg.batch))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        step += 1
+        prog.update(step, loss.item(), lambda: {"lr": lr_at(step - 1, cfg)})
+        if step % cfg.checkpoint_every == 0 and step < cfg.steps:
+            save_checkpoint(ckpt, {"model": model.modules.state_dict(), "opt": opt.state_dict(),
+                                   "sampler": json.dumps(sampler.state()), "step": step}, recipe)
+    prog.close()
+    model.modules.eval()
+    model.save(out, {"trained_with": {"preset": preset, "train": cfg.to_dict(), "encoder": str(encoder),
+                                      "corpus": str(corpus), "train_clips": len(items)}})
+    remove_quietly(str(ckpt))
+    return {"out": str(out), "steps": cfg.steps, "train_clips": len(items), "seconds": round(time.time() - prog.t0, 1)}

@@ -1,0 +1,273 @@
+"""Language2Motion: the motion transformer's masking and KV cache, sampling,
+training/resume/save/load, tokenizer pairing, text encoders (built-in and
+Hugging Face built from configs here), exports (ARKit CSV, glTF) and the
+`animate` / `eval l2m` commands."""
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from pyfacelang.cli import main
+from pyfacelang.errors import FaceLangError, ModelFileError, ShapeError, TokenizerMismatchError
+from pyfacelang.face.arkit import ARKIT_52
+from pyfacelang.l2m import TextToMotion
+from pyfacelang.l2m.config import PRESETS, MotionGPTConfig, SampleConfig, TextEncoderConfig
+from pyfacelang.l2m.encoders import BuiltinTextEncoder
+from pyfacelang.l2m.evaluate import frechet, r_precision
+from pyfacelang.l2m.export import accessor_array, read_glb, write_arkit_csv, write_glb
+from pyfacelang.l2m.train import train_l2m
+
+TEXTS = ["the person smiles broadly", "a faint smile", "winks with the left eye", "nods slowly",
+         "an angry frown, then a slow head shake"]
+
+
+def tiny_model(conditioning="prefix", max_frames=40, seed=0):
+    torch.manual_seed(seed)
+    enc = BuiltinTextEncoder.create(TextEncoderConfig(vocab=300, d_model=16, n_layer=1, n_head=2), TEXTS * 3)
+    cfg = MotionGPTConfig(conditioning=conditioning, d_model=32, n_layer=2, n_head=2, max_frames=max_frames,
+                          length_bins=16, dropout=0.0)
+    m = TextToMotion.create(cfg, enc, {"tokenizer_sha256": "ab" * 32, "codebook_size": 50, "fps": 25.0})
+    m.modules.eval()
+    return m
+
+
+# --------------------------------------------------------------- model
+@pytest.mark.parametrize("conditioning", ["prefix", "global"])
+def test_causal_and_padding_masks(conditioning):
+    m = tiny_model(conditioning)
+    net = m.net
+    rng = np.random.default_rng(0)
+    seq = rng.integers(0, 50, 20)
+    with torch.no_grad():
+        # a short prompt alone, and in a batch where it is padded to a longer one's length
+        P1, pm1, ids1, _, lb1 = m._batch([TEXTS[1]], [seq])
+        P2, pm2, ids2, _, lb2 = m._batch([TEXTS[1], TEXTS[4]], [seq, seq])
+        a = net(P1, pm1, ids1, lb1)[0]
+        b = net(P2, pm2, ids2, lb2)[0]
+        assert torch.allclose(a, b, atol=1e-5), "prefix padding leaked into the motion logits"
+        # causal: changing token 10 changes no logit before position 11
+        seq2 = seq.copy()
+        seq2[10] = (seq2[10] + 1) % 50
+        _, _, ids3, _, _ = m._batch([TEXTS[1]], [seq2])
+        c = net(P1, pm1, ids3, lb1)[0]
+        assert torch.allclose(a[:11], c[:11], atol=1e-5)
+        assert not torch.allclose(a[11:], c[11:], atol=1e-5)
+
+
+@pytest.mark.parametrize("conditioning,cfg_scale", [("prefix", 1.0), ("prefix", 2.0), ("global", 1.0)])
+def test_kv_cache_matches_full_forward(conditioning, cfg_scale):
+    """Greedy decoding with the cache picks the argmax of a full forward pass over its own output."""
+    m = tiny_model(conditioning)
+    texts = [TEXTS[0], TEXTS[4]]
+    toks = m.generate(texts, frames=30, sample=SampleConfig(temperature=0.0, cfg_scale=cfg_scale))
+    assert toks.shape == (2, 30) and toks.dtype == np.int64
+    with torch.no_grad():
+        P, pm, ids, _, lb = m._batch(texts, list(toks))
+        logits = m.net(P, pm, ids, lb)
+        if cfg_scale != 1.0:
+            Pn, pmn = m.net.null_prefix(2, "cpu")
+            u = m.net(Pn, pmn, ids, lb)
+            logits = u + cfg_scale * (logits - u)
+    assert (logits.argmax(-1).numpy() == toks).all()
+
+
+def test_sampling_seed_topk_and_sliding_window():
+    m = tiny_model(max_frames=40)
+    a = m.generate("a faint smile", frames=25, sample=SampleConfig(seed=1))
+    b = m.generate("a faint smile", frames=25, sample=SampleConfig(seed=1))
+    c = m.generate("a faint smile", frames=25, sample=SampleConfig(seed=2))
+    assert (a == b).all() and not (a == c).all()
+    # top-k 1 is greedy
+    g = m.generate("a faint smile", frames=25, sample=SampleConfig(temperature=0.0))
+    k1 = m.generate("a faint smile", frames=25, sample=SampleConfig(top_k=1, seed=5))
+    assert (g == k1).all()
+    # longer than the model's window: the window slides, one token per frame
+    long = m.generate("a faint smile", frames=130, sample=SampleConfig(seed=3))
+    assert long.shape == (1, 130) and long.min() >= 0 and long.max() < 50
+    assert m.frames(2.0) == 50
+
+
+@pytest.mark.parametrize("bad", ["", "   "])
+def test_empty_prompt_refused(bad):
+    with pytest.raises(FaceLangError, match="non-empty"):
+        tiny_model().generate(bad, frames=5)
+
+
+def test_bad_seconds_refused():
+    for s in (0.0, -1.0, float("nan")):
+        with pytest.raises(FaceLangError, match="seconds"):
+            tiny_model().frames(s)
+
+
+def test_builtin_encoder_unknown_words():
+    enc = BuiltinTextEncoder.create(TextEncoderConfig(vocab=300, d_model=16, n_layer=1, n_head=2), TEXTS * 3)
+    emb, mask = enc(["a faint smile", "Zyxqvort glimmers Ünïcode 😀"])
+    assert emb.shape[:2] == mask.shape and emb.shape[2] == 16
+    assert mask[1].sum() > 0 and torch.isfinite(emb).all()
+    assert enc.ids("A  Faint SMILE") == enc.ids("a faint smile")
+
+
+# ------------------------------------------------------------ training
+def test_train_resume_save_load(tmp_path, tiny_corpus, shipped_tokenizer):
+    cfg = dataclasses.replace(PRESETS["tiny"], steps=6, checkpoint_every=3)
+    out = tmp_path / "l2m"
+    calls = []
+
+    class Stop(Exception):
+        pass
+
+    def log(*a):
+        calls.append(" ".join(map(str, a)))
+
+    # a run interrupted after the first checkpoint resumes from it
+    import pyfacelang.l2m.train as tr
+    orig = tr.save_checkpoint
+
+    def save_then_stop(*a, **k):
+        orig(*a, **k)
+        raise Stop
+
+    tr.save_checkpoint = save_then_stop
+    try:
+        with pytest.raises(Stop):
+            train_l2m(tiny_corpus, out, cfg, tokenizer=shipped_tokenizer, log=log)
+    finally:
+        tr.save_checkpoint = orig
+    assert (out / "checkpoint.pt").exists()
+    s = train_l2m(tiny_corpus, out, cfg, tokenizer=shipped_tokenizer, log=log)
+    assert any("resuming from step 3" in c for c in calls)
+    assert s["steps"] == 6 and not (out / "checkpoint.pt").exists()
+    m = TextToMotion.load(out, shipped_tokenizer.sha256)
+    meta = json.loads((out / "config.json").read_text())
+    assert meta["tokenizer_sha256"] == shipped_tokenizer.sha256 and meta["encoder"]["kind"] == "builtin"
+    a = m.generate("a faint smile", seconds=1.0, sample=SampleConfig(seed=4))
+    b = TextToMotion.load(out).generate("a faint smile", seconds=1.0, sample=SampleConfig(seed=4))
+    assert (a == b).all() and a.shape == (1, 25)
+    acc = m.token_accuracy(["a faint smile"], [a[0]])
+    assert 0.0 <= acc[0] <= 1.0
+    with pytest.raises(TokenizerMismatchError, match="other faces"):
+        TextToMotion.load(out, "0" * 64)
+
+
+def test_load_errors(tmp_path):
+    with pytest.raises(ModelFileError, match="not found"):
+        TextToMotion.load(tmp_path / "nope")
+    m = tiny_model()
+    m.save(tmp_path / "m")
+    (tmp_path / "m" / "model.safetensors").write_bytes(b"garbage")
+    with pytest.raises(ModelFileError, match="unreadable weights"):
+        TextToMotion.load(tmp_path / "m")
+    (tmp_path / "m" / "config.json").write_text("{")
+    with pytest.raises(ModelFileError, match="unreadable"):
+        TextToMotion.load(tmp_path / "m")
+
+
+# ------------------------------------------------------------- exports
+def _motion(T=12):
+    rng = np.random.default_rng(0)
+    m = np.zeros((T, 55), np.float32)
+    m[:, :52] = rng.uniform(0, 1, (T, 52))
+    m[:, 52:] = rng.normal(0, 0.1, (T, 3))
+    return m
+
+
+def test_arkit_csv(tmp_path):
+    m = _motion()
+    write_arkit_csv(tmp_path / "a.csv", m, 25.0)
+    lines = (tmp_path / "a.csv").read_text().splitlines()
+    head = lines[0].split(",")
+    assert head[:2] == ["Timecode", "BlendShapeCount"] and len(head) == 2 + 52 + 3
+    assert [h.lower() for h in head[2:54]] == [n.lower() for n in ARKIT_52]
+    assert head[54:] == ["HeadYaw", "HeadPitch", "HeadRoll"]
+    assert len(lines) == 13
+    row = lines[2].split(",")
+    assert row[0] == "00:00:00:01.040" and row[1] == "55"
+    np.testing.assert_allclose([float(v) for v in row[2:54]], m[1, :52], atol=1e-5)
+    np.testing.assert_allclose([float(v) for v in row[54:]], m[1, [53, 52, 54]], atol=1e-5)
+    with pytest.raises(ShapeError):
+        write_arkit_csv(tmp_path / "b.csv", m[:, :50], 25.0)
+    assert not (tmp_path / "b.csv").exists()
+
+
+def test_glb_roundtrip(tmp_path):
+    from pyfacelang.face import load_model
+    rig = load_model("builtin")
+    m = _motion(10)
+    write_glb(tmp_path / "a.glb", rig, m, 25.0)
+    doc, blob = read_glb(tmp_path / "a.glb")
+    prim = doc["meshes"][0]["primitives"][0]
+    assert len(prim["targets"]) == 52 and doc["meshes"][0]["extras"]["targetNames"] == list(ARKIT_52)
+    pos = accessor_array(doc, blob, prim["attributes"]["POSITION"])
+    assert pos.shape == (rig.num_vertices, 3)
+    np.testing.assert_allclose(doc["accessors"][prim["attributes"]["POSITION"]]["max"], pos.max(0), rtol=1e-6)
+    idx = accessor_array(doc, blob, prim["indices"])
+    assert idx.max() < rig.num_vertices and len(idx) == 3 * len(rig.triangles)
+    jaw = ARKIT_52.index("jawOpen")
+    np.testing.assert_allclose(accessor_array(doc, blob, prim["targets"][jaw]["POSITION"]),
+                               rig.blendshapes[jaw] * 0.001, atol=1e-7)
+    anim = doc["animations"][0]
+    w = accessor_array(doc, blob, anim["samplers"][0]["output"]).reshape(10, 52)
+    np.testing.assert_allclose(w, m[:, :52], atol=1e-6)
+    q = accessor_array(doc, blob, anim["samplers"][1]["output"])
+    np.testing.assert_allclose(np.linalg.norm(q, axis=1), 1.0, atol=1e-5)
+    t = accessor_array(doc, blob, anim["samplers"][0]["input"])
+    np.testing.assert_allclose(t, np.arange(10) / 25.0, atol=1e-6)
+    for v in doc["bufferViews"]:
+        assert v["byteOffset"] % 4 == 0 and v["byteOffset"] + v["byteLength"] <= len(blob)
+
+
+# ----------------------------------------------------------- evaluation
+def test_frechet_and_r_precision():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(400, 6))
+    assert abs(frechet(a, a)) < 1e-6
+    assert frechet(a, a + 2.0) == pytest.approx(6 * 4.0, rel=1e-6)
+    f = rng.normal(size=(64, 8))
+    assert r_precision(f, f) == (1.0, 1.0)
+    r1, r3 = r_precision(f, rng.normal(size=(64, 8)))
+    assert r1 < 0.3 and r3 < 0.5
+
+
+# ------------------------------------------------------------------ CLI
+@pytest.mark.parametrize("args,msg", [
+    ([], "at least one output"),
+    (["-o", "x.csv"], "must be a .npz"),
+    (["--render", "x.gif"], "must be a .mp4"),
+    (["--gltf", "nofolder/x.glb"], "does not exist"),
+])
+def test_animate_argument_errors(tmp_path, monkeypatch, capsys, args, msg):
+    monkeypatch.chdir(tmp_path)
+    assert main(["animate", "a smile", *args]) != 0
+    assert msg in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+def test_animate_and_eval_cli(tmp_path, tiny_corpus, shipped_tokenizer, capsys):
+    out = tmp_path / "l2m"
+    train_l2m(tiny_corpus, out, dataclasses.replace(PRESETS["tiny"], steps=2), tokenizer=shipped_tokenizer,
+              log=lambda *a: None)
+    glob = tmp_path / "l2m_global"
+    train_l2m(tiny_corpus, glob, dataclasses.replace(PRESETS["tiny-global"], steps=2), tokenizer=shipped_tokenizer,
+              log=lambda *a: None)
+    npz, csv, glb = tmp_path / "a.npz", tmp_path / "a.csv", tmp_path / "a.glb"
+    main(["animate", "a slow smile, then a surprised jaw drop", "--seconds", "1.2", "--model", str(out),
+          "-o", str(npz), "--arkit", str(csv), "--gltf", str(glb)])
+    z = np.load(npz)
+    assert z["params"].shape[0] == 30 and z["tokens"].shape == (30,) and str(z["tokenizer_sha256"]) == \
+        shipped_tokenizer.sha256
+    assert len(csv.read_text().splitlines()) == 31
+    read_glb(glb)
+    # the tokens decode with the same tokenizer through `detokenize`
+    main(["detokenize", str(npz), "-o", str(tmp_path / "d.npz")])
+    ev = tmp_path / "ev"
+    main(["train", "l2m-eval", "--corpus", str(tiny_corpus), "--preset", "tiny", "-o", str(ev), "-q"])
+    capsys.readouterr()
+    main(["eval", "l2m", "--l2m", str(out), "--l2m-global", str(glob), "--evaluator", str(ev), "--clips", "6",
+          "--seed", "5"])
+    figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for name in ("prefix", "global"):
+        assert set(figures[name]) >= {"L2", "FD", "R@1", "R@3", "CorE", "Tok", "ms_10s"}
+        assert 0 <= figures[name]["Tok"] <= 1 and figures[name]["L2"] > 0
+    assert figures["real"]["CorE"] >= 0
