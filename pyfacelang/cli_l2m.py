@@ -30,7 +30,7 @@ def cmd_train_l2m(args) -> int:
         print(f"wrote motion evaluator {args.output} ({s['steps']} steps on {s['train_clips']} clips, "
               f"{s['seconds']:.0f} s)")
         return 0
-    from .l2m.config import PRESETS, MotionGPTConfig
+    from .l2m.config import PRESETS
     from .l2m.train import train_l2m
     preset = args.preset or ("global" if args.conditioning == "global" else "default")
     if preset not in PRESETS:
@@ -41,7 +41,6 @@ def cmd_train_l2m(args) -> int:
     for key in ("steps", "threads"):
         if getattr(args, key, None) is not None:
             cfg = dataclasses.replace(cfg, **{key: getattr(args, key)})
-    assert isinstance(cfg.model, MotionGPTConfig)
     corpus = corpus_or_build(args.corpus, args.output, cfg)
     s = train_l2m(corpus, args.output, cfg, encoder=args.encoder or "builtin", tokenizer=args.tokenizer,
                   progress=not args.quiet and sys.stderr.isatty(), preset=preset)

@@ -11,6 +11,7 @@ vs the clip's label), `Tok` (teacher-forced next-token accuracy) and
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
@@ -69,12 +70,13 @@ def judge(evaluator, motions, texts, groups_true) -> dict:
 def eval_l2m(models: dict, evaluator, tokenizer, items, sample: SampleConfig = SampleConfig(), log=print) -> dict:
     """models: name -> TextToMotion; items: test items with `motion`. -> figures per model (and 'real')."""
     from ..corpus.vocab import load_vocabulary
+    from .evaluator import decoded_motion
     vocab = load_vocabulary()
     texts = [it.caption for it in items]
     truth = [it.motion for it in items]
     groups = [vocab.emotion_group(it.labels["emotion"]) for it in items]
     real = judge(evaluator, truth, texts, groups)
-    recon = [tokenizer.decode(it.tokens) for it in items]
+    recon = decoded_motion(tokenizer, items)
     rec = judge(evaluator, recon, texts, groups)
     figures = {"real": {"R@1": real["R@1"], "R@3": real["R@3"], "CorE": real["CorE"]},
                "reconstructed": {"R@1": rec["R@1"], "R@3": rec["R@3"], "CorE": rec["CorE"],
@@ -86,7 +88,7 @@ def eval_l2m(models: dict, evaluator, tokenizer, items, sample: SampleConfig = S
         t0 = time.perf_counter()
         gen = []
         for i, it in enumerate(items):
-            s = SampleConfig(sample.top_k, sample.temperature, sample.cfg_scale, sample.seed + i)
+            s = dataclasses.replace(sample, seed=sample.seed + i)
             toks = model.generate([it.caption], frames=len(it.tokens), sample=s)[0]
             gen.append(tokenizer.decode(toks))
         gen_s = time.perf_counter() - t0
@@ -99,7 +101,7 @@ def eval_l2m(models: dict, evaluator, tokenizer, items, sample: SampleConfig = S
             "L2": float(np.mean([np.linalg.norm(g - t, axis=1).mean() for g, t in zip(gen, truth)])),
             "FD": frechet(j["feat"], real["feat"]), "R@1": j["R@1"], "R@3": j["R@3"], "CorE": j["CorE"],
             "Tok": float(np.mean(tok_acc)), "ms_10s": generation_ms(model, sample=sample),
-            "ms_10s_unguided": generation_ms(model, sample=SampleConfig(sample.top_k, sample.temperature, 1.0)),
+            "ms_10s_unguided": generation_ms(model, sample=dataclasses.replace(sample, cfg_scale=1.0)),
         }
         log(f"  {name}: generated {len(items)} clips in {gen_s:.1f} s")
     return figures

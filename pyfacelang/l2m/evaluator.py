@@ -245,8 +245,7 @@ def train_evaluator(corpus, out, cfg: EvalConfig, *, tokenizer=None, progress: b
         prog.update(step, loss.item(), lambda: {"nce": round(nce.item(), 4), "ce": round(ce.item(), 4)})
     prog.close()
     model.eval()
-    t0 = prog.t0
     model.save(out, {"tokenizer_sha256": tok.sha256,
                      "trained_with": {"preset": preset, "train": cfg.to_dict(), "corpus": str(corpus),
                                       "train_clips": len(items)}})
-    return {"out": str(out), "steps": cfg.steps, "train_clips": len(items), "seconds": round(time.time() - t0, 1)}
+    return {"out": str(out), "steps": cfg.steps, "train_clips": len(items), "seconds": round(time.time() - prog.t0, 1)}
