@@ -1,8 +1,9 @@
 """pyfacelang: a face in video -> one discrete geometric token per frame, and
 translation both ways between those tokens and language.
 
-Public entry points so far: `load_model` (face models), `has_cuda`,
-`pyfacelang.render` (software previews) and the `pyfacelang` command line.
+Public entry points: `load_model` (face models), `live` (the live tracking
+and captioning loop), `has_cuda`, `pyfacelang.render` (software previews)
+and the `pyfacelang` command line.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import os as _os
 # ffmpeg backend prints its own messages for corrupt files, MediaPipe logs
 # through glog. Users can still override these before importing pyfacelang.
 _os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-_os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+_os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")   # our errors name the problem instead
 _os.environ.setdefault("GLOG_minloglevel", "2")
 
 from .errors import FaceLangError  # noqa: E402
@@ -35,4 +36,12 @@ def load_model(name: str = "builtin", **kwargs):
     return _load(name, **kwargs)
 
 
-__all__ = ["FaceLangError", "has_cuda", "load_model", "__version__"]
+def live(source=0, config=None, **kwargs):
+    """Track, tokenize and caption a camera, stream or file live: a generator
+    of events (or, with `callback=`, a loop). See `pyfacelang.stream.live`."""
+    from .stream import live as _live
+
+    return _live(source, config, **kwargs)
+
+
+__all__ = ["FaceLangError", "has_cuda", "load_model", "live", "__version__"]

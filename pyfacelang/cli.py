@@ -217,6 +217,10 @@ def cmd_eval(args) -> int:
 
 
 def cmd_bench(args) -> int:
+    if args.what == "live":
+        from .cli_live import cmd_bench_live
+
+        return cmd_bench_live(args, _emit, _media_dir)
     if args.what == "vq":
         from .cli_tokens import cmd_bench_vq
 
@@ -312,14 +316,19 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=cmd_eval)
 
     b = sub.add_parser("bench", help="speed figures (last line: JSON)")
-    b.add_argument("what", choices=["fit", "corpus", "vq"], help="what to benchmark")
+    b.add_argument("what", choices=["fit", "corpus", "vq", "live"], help="what to benchmark")
     b.add_argument("--clips", type=int, default=5000, help="corpus: clips to build")
     b.add_argument("--media", help="folder of real clips (default: ../shared/media when present)")
     b.add_argument("--json", help="also write the figures to this file")
     add_bench_options(b)
+    g = b.add_argument_group("live")
+    g.add_argument("--source", help="live: video file (default ../shared/media/LivePortrait_driving_d3.mp4)")
+    g.add_argument("--max-frames", type=int, help="live: use at most N frames")
+    g.add_argument("--runs", dest="repeats_live", type=int, default=1, help="live: runs (the best is reported)")
     b.set_defaults(func=cmd_bench)
 
     from .cli_corpus import add_parsers as add_corpus_parsers
+    from .cli_live import add_parsers as add_live_parsers
     from .cli_l2m import add_parsers as add_l2m_parsers
     from .cli_m2l import add_parsers as add_m2l_parsers
     from .cli_tokens import add_parsers as add_token_parsers
@@ -328,6 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_token_parsers(sub)
     add_m2l_parsers(sub)
     add_l2m_parsers(sub)
+    add_live_parsers(sub)
 
     i = sub.add_parser("info", help="versions, extension build and device")
     i.set_defaults(func=cmd_info)

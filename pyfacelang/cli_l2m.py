@@ -67,11 +67,9 @@ def cmd_animate(args) -> int:
     import numpy as np
 
     from .face import load_model
-    from .l2m import TextToMotion
+    from .l2m.animate import text_to_motion
     from .l2m.config import SampleConfig
     from .l2m.export import write_arkit_csv, write_glb
-    from .tokens.geometry import MOTION_NAMES, rig_params
-    from .tokens.tokenizer import FaceTokenizer
     from .track.pipeline import save_npz
 
     if not any(getattr(args, k) for k, _, _ in _OUTPUTS):
@@ -87,18 +85,10 @@ def cmd_animate(args) -> int:
             raise FaceLangError(f"{flag}: output folder '{Path(path).parent}' does not exist")
     if not args.text.strip():
         raise FaceLangError("animate: the prompt is empty")
-    t2m = TextToMotion.load(args.model)
-    tok = FaceTokenizer.load(args.tokenizer)
-    t2m.check_tokenizer(tok.sha256, f"the tokenizer {args.tokenizer or '(shipped default)'}")
     sample = SampleConfig(top_k=args.top_k, temperature=args.temperature, cfg_scale=args.cfg_scale, seed=args.seed)
-    tokens = t2m.generate([args.text], args.seconds, sample=sample)[0]
-    motion = tok.decode(tokens)
-    rig = load_model("builtin")
-    fps = t2m.fps
-    arrays = {"params": rig_params(rig, motion).astype(np.float32), "param_names": np.array(rig.param_names),
-              "valid": np.ones(len(motion), bool), "motion": motion, "motion_names": np.array(MOTION_NAMES),
-              "tokens": tokens.astype(np.int32), "fps": np.float32(fps), "model": np.array("builtin"),
-              "prompt": np.array(args.text), "tokenizer_sha256": np.array(tok.sha256)}
+    anim = text_to_motion(args.text, args.seconds, model=args.model, tokenizer=args.tokenizer, sample=sample)
+    tokens, motion, fps = anim.tokens, anim.motion, anim.fps
+    arrays = anim.param_arrays()
     written = []
     with tempfile.TemporaryDirectory() as tmp:
         npz = args.output or str(Path(tmp) / "motion.npz")
@@ -113,7 +103,7 @@ def cmd_animate(args) -> int:
         write_arkit_csv(args.arkit, motion, fps)
         written.append(args.arkit)
     if args.gltf:
-        write_glb(args.gltf, rig, motion, fps)
+        write_glb(args.gltf, load_model("builtin"), motion, fps)
         written.append(args.gltf)
     print(f"animated '{args.text}': {len(tokens)} frames at {fps:g} fps ({len(np.unique(tokens))} distinct tokens); "
           f"wrote {', '.join(written)}")

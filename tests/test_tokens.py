@@ -91,6 +91,25 @@ def test_streaming_equals_batch(shipped, test_clips, T):
     assert shipped.push(np.full(MOTION_DIM, np.nan)) == shipped.encode(np.zeros((1, MOTION_DIM)))[0]
 
 
+def test_encoder_weight_cache_follows_weight_changes():
+    """Out of training the encoder caches its folded first-layer weight; any
+    change to the weights (an optimiser step, load_state_dict) must show."""
+    from pyfacelang.tokens.model import GeoVQVAE
+
+    torch.manual_seed(0)
+    model = GeoVQVAE(TokenizerConfig(codebook_size=16, enc_hidden=32, dec_hidden=16)).eval()
+    x = torch.rand(5, MOTION_DIM)
+    with torch.no_grad():
+        a = model.encode(x)
+        first = model.encoder.net[0]
+        first.weight.mul_(1.5)                 # in place, as optimisers and load_state_dict do
+        b = model.encode(x)
+    with torch.enable_grad():
+        c = model.encode(x)                    # the uncached path
+    assert not torch.allclose(a, b)
+    torch.testing.assert_close(b, c.detach())
+
+
 def test_decode_and_bad_input(shipped):
     tokens = np.array([0, 5, 5, shipped.codebook_size - 1], np.int32)
     out = shipped.decode(tokens)

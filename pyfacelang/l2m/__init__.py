@@ -8,7 +8,7 @@ A text encoder gives per-word embeddings (`encoders.py`: the built-in one,
 or a local Hugging Face encoder); the motion transformer (`model.py`) reads
 them as a prefix ("prefix") or as one pooled vector ("global", the
 baseline) and predicts one face token per frame; the tokenizer's decoder
-turns tokens into rig parameters (`animate.py`).
+turns tokens into rig parameters (`animate.py`: `text_to_motion`).
 """
 from .generator import TextToMotion, shipped_path
 

@@ -135,12 +135,24 @@ class GeoVQVAE(nn.Module):
         if self.cfg.space != "geometry":
             return self.encoder(self.features(motion))
         first, rest = self.encoder.net[0], self.encoder.net[1:]
-        g = self.geometry
-        n_disp = 3 * g.V
-        w_eff = first.weight[:, :n_disp] @ g.basis.reshape(N_EXPR, n_disp).T * DISP_SCALE   # (H, 52)
-        h = F.linear(motion[..., :N_EXPR], w_eff) \
-            + F.linear(motion[..., N_EXPR:] * ROT_SCALE, first.weight[:, n_disp:], first.bias)
+        h = F.linear(motion[..., :N_EXPR], self._effective_weight(first)) \
+            + F.linear(motion[..., N_EXPR:] * ROT_SCALE, first.weight[:, 3 * self.geometry.V:], first.bias)
         return rest(h)
+
+    def _effective_weight(self, first: nn.Linear) -> torch.Tensor:
+        """(H, 52) first-layer weight on the ARKit weights. Computing it is a
+        (H, 3V) x (3V, 52) product, far more than encoding one frame, so out
+        of training it is cached until the layer's weights change (their
+        version counter moves on any in-place update or load)."""
+        key = (first.weight._version, first.weight.data_ptr(), first.weight.device)
+        if torch.is_grad_enabled() or getattr(self, "_w_eff_key", None) != key:
+            g = self.geometry
+            n_disp = 3 * g.V
+            w = first.weight[:, :n_disp] @ g.basis.reshape(N_EXPR, n_disp).T * DISP_SCALE   # (H, 52)
+            if torch.is_grad_enabled():
+                return w
+            self._w_eff, self._w_eff_key = w, key
+        return self._w_eff
 
     def decode_codes(self, codes: torch.Tensor) -> torch.Tensor:
         """(B, T, D) -> (B, T, 55) raw decoder output (expression not yet clamped)."""

@@ -1,0 +1,367 @@
+"""The live loop: capture -> landmarks + fit + token at frame rate -> a
+rolling token window -> the captioner on its own thread.
+
+Three threads joined by bounded queues:
+
+- capture reads frames (paced at the source's frame rate for files, unless
+  told not to); when processing falls behind it drops the oldest waiting
+  frame, so latency never grows;
+- process runs MediaPipe, the `FaceFitter` and the tokenizer's streaming
+  `push`, emits a `FrameEvent` per frame and, every `caption_every` seconds
+  of source time, hands the last `window_s` of tokens to the captioner (a
+  newer window replaces one still waiting: captions describe the present);
+- caption runs the caption model and emits `CaptionEvent`s.
+
+`LiveSession` owns them; `events()` yields what they emit, `stop()` ends
+them. Counters and recent timings live in fixed-size buffers, so a session
+that runs for hours keeps flat memory.
+"""
+from __future__ import annotations
+
+import collections
+import math
+import queue
+import threading
+import time
+
+import numpy as np
+
+from ..errors import FaceLangError
+from ..track.source import SourceError, open_source
+from .config import LiveConfig
+from .events import CaptionEvent, FrameEvent, StatusEvent
+
+_END = object()        # end of a queue's stream
+_RECENT = 2048         # timings kept per stage for percentiles
+
+
+def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
+    """Blocking put that gives up when the session stops."""
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.05)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+class LiveStats:
+    """Counters and recent per-stage timings of a session (thread-safe enough:
+    each field has one writer)."""
+
+    STAGES = ("capture", "landmarks", "fit", "token")
+
+    def __init__(self):
+        self.read = self.processed = self.dropped = self.corrupt = 0
+        self.faces = self.captions = self.captions_skipped = 0
+        self.stages = {k: collections.deque(maxlen=_RECENT) for k in self.STAGES}
+        self.latency = collections.deque(maxlen=_RECENT)          # frame read -> event, ms
+        self.caption_latency = collections.deque(maxlen=_RECENT)  # window's last frame -> caption, ms
+        self.queue_max = 0
+        self.t_start = self.t_end = None
+
+    def summary(self) -> dict:
+        def pct(v, q):
+            return round(float(np.percentile(np.asarray(v), q)), 4) if len(v) else None
+
+        wall = ((self.t_end or time.perf_counter()) - self.t_start) if self.t_start else 0.0
+        return {"frames_read": self.read, "frames_processed": self.processed, "frames_dropped": self.dropped,
+                "corrupt_frames": self.corrupt, "frames_with_face": self.faces, "captions": self.captions,
+                "captions_skipped": self.captions_skipped, "wall_s": round(wall, 3),
+                "fps": round(self.processed / wall, 2) if wall > 0 else None,
+                "stage_ms": {k: {"median": pct(v, 50), "p95": pct(v, 95)} for k, v in self.stages.items()},
+                "latency_ms": {"median": pct(self.latency, 50), "p95": pct(self.latency, 95)},
+                "caption_latency_ms": {"median": pct(self.caption_latency, 50), "p95": pct(self.caption_latency, 95)},
+                "frame_queue_max": self.queue_max}
+
+
+class LiveSession:
+    """Track, tokenize and caption a source live.
+
+    source: webcam index, stream URL, video file, image or folder.
+    tokenizer / captioner: objects or folders (None: the shipped ones). The
+    captioner must have been trained on this tokenizer (refused otherwise).
+    Usable in `with`; `events()` starts the threads on first use."""
+
+    def __init__(self, source, config: LiveConfig | None = None, *, tokenizer=None, captioner=None):
+        from ..tokens.geometry import MOTION_NAMES
+        from ..tokens.tokenizer import FaceTokenizer
+
+        self.cfg = config or LiveConfig()
+        self.spec = source
+        self.tokenizer = tokenizer if isinstance(tokenizer, FaceTokenizer) else FaceTokenizer.load(tokenizer)
+        self.captioner = None
+        if self.cfg.caption:
+            from ..m2l.base import CaptionModel, load_caption_model
+
+            if isinstance(captioner, CaptionModel):
+                captioner.check_tokenizer(self.tokenizer.sha256)
+                self.captioner = captioner
+            else:
+                self.captioner = load_caption_model(captioner, tokenizer_sha256=self.tokenizer.sha256)
+        self._src = open_source(source)          # a missing file or camera fails here, before any thread
+        self.live_source = self._src.live
+        self.fps = float(self._src.fps) or 25.0
+        self.realtime = (not self._src.live) if self.cfg.realtime is None else bool(self.cfg.realtime)
+        self.drop = (self.realtime or self._src.live) if self.cfg.drop is None else bool(self.cfg.drop)
+        from ..face import load_model
+
+        names = list(load_model("builtin").param_names)
+        self._motion_idx = [names.index(n) for n in MOTION_NAMES]
+        self.stats = LiveStats()
+        self._frames = queue.Queue(maxsize=self.cfg.queue_size)
+        self._jobs = queue.Queue(maxsize=1)
+        self._events = queue.Queue(maxsize=16)
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._error: BaseException | None = None
+        self._torch_threads: int | None = None
+
+    # ------------------------------------------------------------ control
+    def start(self) -> "LiveSession":
+        if self._threads:
+            return self
+        self.stats.t_start = time.perf_counter()
+        if self.cfg.torch_threads is not None:
+            import torch
+
+            self._torch_threads = torch.get_num_threads()
+            torch.set_num_threads(self.cfg.torch_threads)
+        targets = [self._capture, self._process] + ([self._caption] if self.captioner is not None else [])
+        for f in targets:
+            t = threading.Thread(target=self._guard(f), name=f"pyfacelang-{f.__name__.strip('_')}", daemon=True)
+            self._threads.append(t)
+            t.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        for q in (self._frames, self._jobs, self._events):   # unblock producers
+            try:
+                while True:
+                    q.get_nowait()
+            except queue.Empty:
+                pass
+        for t in self._threads:
+            t.join(timeout=5.0)
+        self._src.close()
+        if self.stats.t_end is None:
+            self.stats.t_end = time.perf_counter()
+        if self._torch_threads is not None:
+            import torch
+
+            torch.set_num_threads(self._torch_threads)
+            self._torch_threads = None
+
+    close = stop
+
+    def __enter__(self) -> "LiveSession":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def events(self):
+        """Yield FrameEvent / CaptionEvent / StatusEvent until the source ends,
+        `max_frames` or `max_seconds` is reached, or the consumer stops."""
+        self.start()
+        deadline = None if self.cfg.max_seconds is None else self.stats.t_start + self.cfg.max_seconds
+        try:
+            while True:
+                if deadline is not None and time.perf_counter() >= deadline:
+                    self._stop.set()
+                try:
+                    ev = self._events.get(timeout=0.1)
+                except queue.Empty:
+                    if self._stop.is_set() and not any(t.is_alive() for t in self._threads):
+                        break
+                    continue
+                if ev is _END:
+                    break
+                yield ev
+            if self._error is not None:
+                raise self._error
+        finally:
+            self.stop()
+
+    def _guard(self, f):
+        def run():
+            try:
+                f()
+            except BaseException as e:  # noqa: BLE001 - handed to the consumer, which re-raises
+                self._error = self._error or e
+                self._stop.set()
+                try:
+                    self._events.put_nowait(_END)
+                except queue.Full:   # events() notices the stopped threads instead
+                    pass
+        return run
+
+    def _emit(self, ev) -> None:
+        _put(self._events, ev, self._stop)
+
+    # ------------------------------------------------------------ threads
+    def _capture(self) -> None:
+        cfg, st = self.cfg, self.stats
+        src, offset, t0 = self._src, 0.0, time.perf_counter()
+        try:
+            while not self._stop.is_set():
+                it, last_time = iter(src), 0.0
+                while not self._stop.is_set():
+                    if cfg.max_frames is not None and st.read >= cfg.max_frames:
+                        return
+                    a = time.perf_counter()
+                    frame = next(it, None)
+                    if frame is None:
+                        break
+                    cap_ms = (time.perf_counter() - a) * 1e3
+                    frame.time += offset
+                    last_time = frame.time
+                    if self.realtime:   # deliver it when a camera would have
+                        wait = t0 + frame.time - time.perf_counter()
+                        if wait > 0:
+                            self._stop.wait(wait)
+                    st.read += 1
+                    item = (frame, time.perf_counter(), cap_ms)
+                    if self.drop:
+                        while True:
+                            try:
+                                self._frames.put_nowait(item)
+                                break
+                            except queue.Full:
+                                try:
+                                    self._frames.get_nowait()
+                                    st.dropped += 1
+                                except queue.Empty:
+                                    pass
+                    elif not _put(self._frames, item, self._stop):
+                        return
+                    st.queue_max = max(st.queue_max, self._frames.qsize())
+                if self._src.live:
+                    self._emit(StatusEvent(last_time, "source_error", f"'{self.spec}' stopped delivering frames "
+                                           "(camera unplugged or stream ended)"))
+                    return
+                if not cfg.loop or self._stop.is_set():
+                    return
+                src.close()    # loop: read the file again, times continue
+                offset = last_time + 1.0 / self.fps
+                src = self._src = open_source(self.spec)
+        except SourceError as e:
+            self._emit(StatusEvent(float("nan"), "source_error", str(e)))
+        finally:
+            _put(self._frames, _END, self._stop)
+
+    def _process(self) -> None:
+        from ..track.fitter import FaceFitter
+        from ..track.landmarks import LandmarkDetector
+
+        st, tok = self.stats, self.tokenizer
+        tok.reset()
+        win = collections.deque(maxlen=int(math.ceil(self.cfg.window_s * self.fps)) + 1)   # (time, token)
+        next_caption, last_caption_end, missing, face = None, -math.inf, 0, False
+        lost_after = None
+        try:
+            with LandmarkDetector(static_image_mode=False) as det, FaceFitter(None) as fitter:
+                lost_after = fitter.cfg.lost_after
+                while True:
+                    item = self._frames.get()
+                    if item is _END or self._stop.is_set():
+                        break
+                    frame, t_read, cap_ms = item
+                    a = time.perf_counter()
+                    try:
+                        lmk = det.detect(frame.image)
+                    except FaceLangError as e:
+                        st.corrupt += 1
+                        self._emit(StatusEvent(frame.time, "corrupt_frame", f"frame {frame.index} skipped: {e}"))
+                        continue
+                    b = time.perf_counter()
+                    res = fitter.process(lmk, frame.time)
+                    c = time.perf_counter()
+                    motion = token = None
+                    if res.valid:
+                        motion = res.params[self._motion_idx].astype(np.float32)
+                        token = tok.push(motion, True)
+                        win.append((frame.time, token))
+                        st.faces += 1
+                        missing = 0
+                        if not face:
+                            face = True
+                            self._emit(StatusEvent(frame.time, "face_found", f"face found at frame {frame.index}"))
+                    else:
+                        missing += 1
+                        if face and missing >= lost_after:
+                            face = False
+                            win.clear()    # a window never spans two faces
+                            tok.reset()
+                            next_caption = None
+                            self._emit(StatusEvent(frame.time, "face_lost",
+                                                   f"no face for {missing} frames (since frame "
+                                                   f"{frame.index - missing + 1})"))
+                    d = time.perf_counter()
+                    st.processed += 1
+                    for k, v in zip(LiveStats.STAGES, (cap_ms, (b - a) * 1e3, (c - b) * 1e3, (d - c) * 1e3)):
+                        st.stages[k].append(v)
+                    st.latency.append((d - t_read) * 1e3)
+                    self._emit(FrameEvent(frame.index, frame.time, bool(res.valid), token, motion,
+                                          {"capture": cap_ms, "landmarks": (b - a) * 1e3, "fit": (c - b) * 1e3,
+                                           "token": (d - c) * 1e3}, (d - t_read) * 1e3, res,
+                                          frame.image if self.cfg.keep_image else None))
+                    if self.captioner is not None and win:
+                        if next_caption is None:
+                            next_caption = win[0][0] + self.cfg.caption_every
+                        if frame.time >= next_caption:
+                            self._submit(win, d)
+                            last_caption_end = frame.time
+                            next_caption = frame.time + self.cfg.caption_every
+                # the tail: caption what came after the last caption (a short clip: its one window)
+                if self.captioner is not None and win and win[-1][0] - last_caption_end >= 0.5 \
+                        and not self._stop.is_set():
+                    self._submit(win, time.perf_counter(), wait=True)
+        finally:
+            _put(self._jobs, _END, self._stop)
+            if self.captioner is None:
+                self._emit(StatusEvent(float("nan"), "end", self._end_message()))
+                _put(self._events, _END, self._stop)
+
+    def _submit(self, win, t_ready: float, wait: bool = False) -> None:
+        t = [x[0] for x in win]
+        k = int(np.searchsorted(t, t[-1] - self.cfg.window_s, side="right"))    # the last window_s seconds
+        job = (t[k], t[-1], np.array([x[1] for x in list(win)[k:]], np.int64), t_ready)
+        if wait:
+            _put(self._jobs, job, self._stop)
+            return
+        try:
+            self._jobs.put_nowait(job)
+        except queue.Full:     # the captioner is behind: the newer window replaces the waiting one
+            try:
+                self._jobs.get_nowait()
+                self.stats.captions_skipped += 1
+            except queue.Empty:
+                pass
+            self._jobs.put_nowait(job)
+
+    def _caption(self) -> None:
+        from ..m2l.windows import resample
+
+        st, model = self.stats, self.captioner
+        try:
+            while True:
+                job = self._jobs.get()
+                if job is _END or self._stop.is_set():
+                    break
+                start, end, toks, t_ready = job
+                text = model.caption_batch([resample(toks, self.fps, model.fps)])[0]
+                lat = (time.perf_counter() - t_ready) * 1e3
+                st.captions += 1
+                st.caption_latency.append(lat)
+                self._emit(CaptionEvent(start, end, text, lat, len(toks)))
+        finally:
+            self._emit(StatusEvent(float("nan"), "end", self._end_message()))
+            _put(self._events, _END, self._stop)
+
+    def _end_message(self) -> str:
+        s = self.stats
+        return (f"{s.processed} frames processed ({s.faces} with a face), {s.dropped} dropped, "
+                f"{s.captions} captions")
