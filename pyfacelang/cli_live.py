@@ -16,10 +16,11 @@ def _seconds(text, what):
     return parse_seconds(text, what)
 
 
-def _sinks(args):
+def _sinks(args, sinks: list) -> list:
+    """Open the requested avatar sinks into `sinks` (so the caller closes
+    whatever was opened, even when a later one fails)."""
     from .stream.sinks import VMCSender, WebSocketStream, parse_host_port
 
-    sinks = []
     if getattr(args, "vmc", None):
         host, port = parse_host_port(args.vmc)
         sinks.append(VMCSender(host, port, names=args.vmc_names))
@@ -34,6 +35,9 @@ def _sinks(args):
 
 def _close_all(things) -> None:
     for t in things:
+        if isinstance(t, list):
+            _close_all(t)
+            continue
         try:
             t.close()
         except Exception:  # noqa: BLE001 - closing is best effort at exit
@@ -56,11 +60,13 @@ def cmd_live(args) -> int:
                      realtime=args.realtime, max_frames=args.max_frames, loop=args.loop, caption=not args.no_caption,
                      keep_image=bool(args.show or args.preview), max_seconds=args.duration)
     session = LiveSession(args.source, cfg, tokenizer=args.tokenizer, captioner=args.captioner)
-    sinks = _sinks(args)
+    sinks: list = []
     view = writer = jl = None
     show = args.show
-    closing = [session, *sinks]
+    closing = [session, sinks]
+    last_index = None
     try:
+        _sinks(args, sinks)
         if args.show or args.preview:
             from .stream.overlay import LiveView
 
@@ -94,8 +100,11 @@ def cmd_live(args) -> int:
                         s.send(ev.motion, ev.time, ev.index)
                 if view is not None:
                     img = view.frame(ev)
-                    if writer is not None:
-                        writer.write(img)
+                    if writer is not None:   # dropped frames: hold the view, so the video keeps real time
+                        gap = 1 if last_index is None else max(1, ev.index - last_index)
+                        for _ in range(gap):
+                            writer.write(img)
+                    last_index = ev.index
                     if show:
                         show = _imshow(img)
                         if show is None:       # 'q' or Esc pressed
@@ -149,11 +158,12 @@ def cmd_avatar(args) -> int:
         args.vmc = "127.0.0.1:39539"
     sample = SampleConfig(top_k=args.top_k, temperature=args.temperature, cfg_scale=args.cfg_scale, seed=args.seed)
     anim = text_to_motion(args.text, args.seconds, model=args.model, tokenizer=args.tokenizer, sample=sample)
-    sinks = _sinks(args)
+    sinks: list = []
     stop = threading.Event()
     print(f"avatar: '{args.text}' -> {len(anim.tokens)} frames at {anim.fps:g} fps"
           f"{', looping' if args.loop else ''}; Ctrl-C stops")
     try:
+        _sinks(args, sinks)
         r = play_motion(anim.motion, anim.fps, sinks, loop=args.loop, stop=stop, max_seconds=args.duration)
     except KeyboardInterrupt:
         stop.set()

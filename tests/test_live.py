@@ -283,3 +283,75 @@ def test_demo_command(tmp_path, capsys):
     for f in ("input.mp4", "demo.mp4", "events.jsonl", "avatar.mp4", "avatar.glb", "avatar.csv"):
         assert (out / f).stat().st_size > 0, f
     assert "caption" in text and "demo done" in text
+
+
+def test_face_leaving_and_returning(clip, tmp_path):
+    """Blank frames in the middle: the loop reports the face lost, keeps going,
+    and reports it found again; no caption window spans the gap."""
+    import cv2
+
+    from pyfacelang.render.video import VideoWriter
+
+    cap = cv2.VideoCapture(clip[0])
+    frames = []
+    while True:
+        ok, f = cap.read()
+        if not ok:
+            break
+        frames.append(f)
+    cap.release()
+    path = str(tmp_path / "gap.mp4")
+    with VideoWriter(path, fps=25) as vw:
+        for f in frames[:30] + [np.full_like(frames[0], 40)] * 20 + frames[30:]:
+            vw.write(f)
+    evs, st = _run(path, caption_every=0.8, window_s=1.6)
+    kinds = [(e.kind, round(e.time, 2)) for e in evs if e.type == "status"]
+    assert [k for k, _ in kinds] == ["face_found", "face_lost", "face_found", "end"], kinds
+    lost_t, back_t = kinds[1][1], kinds[2][1]
+    assert 1.2 <= lost_t <= 2.0 and 1.9 <= back_t <= 2.2
+    for c in (e for e in evs if e.type == "caption"):
+        assert c.end <= lost_t or c.start >= back_t - 1e-6, (c.start, c.end)
+    assert st["frames_processed"] == len(frames) + 20
+
+
+def test_live_mirrors_to_vmc(clip):
+    from pythonosc.dispatcher import Dispatcher
+    from pythonosc.osc_server import ThreadingOSCUDPServer
+
+    from pyfacelang.cli import main
+
+    applies = []
+    d = Dispatcher()
+    d.map("/VMC/Ext/Blend/Apply", lambda addr, *a: applies.append(1))
+    server = ThreadingOSCUDPServer(("127.0.0.1", 0), d)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        assert main(["live", "--source", clip[0], "--no-realtime", "--no-caption", "--max-frames", "30",
+                     "--vmc", f"127.0.0.1:{server.server_address[1]}"]) == 0
+        time.sleep(0.3)
+    finally:
+        server.shutdown()
+    assert len(applies) == 30          # one VMC frame per tracked frame
+
+
+def test_stopping_early_is_prompt(clip):
+    """Breaking out of the loop or hitting max_seconds ends every thread quickly."""
+    t0 = time.perf_counter()
+    with LiveSession(clip[0], LiveConfig(caption_every=0.5, window_s=1.0)) as s:   # paced: ~3 s of video
+        for ev in s.events():
+            if ev.type == "caption":
+                break
+    assert time.perf_counter() - t0 < 6.0
+    assert not any(t.is_alive() for t in s._threads)
+    t0 = time.perf_counter()
+    evs = list(pyfacelang.live(clip[0], loop=True, max_seconds=1.5))
+    assert time.perf_counter() - t0 < 5.0 and evs
+
+
+def test_caption_window_keeps_real_time():
+    from pyfacelang.stream.session import on_grid
+
+    times = np.array([0.0, 0.04, 0.08, 0.40, 0.44])          # frames 3-9 dropped
+    toks = np.array([1, 2, 3, 4, 5])
+    g = on_grid(times, toks, 25.0)
+    assert len(g) == 12 and list(g[:3]) == [1, 2, 3] and list(g[3:10]) == [3] * 7 and list(g[10:]) == [4, 5]

@@ -35,6 +35,16 @@ _END = object()        # end of a queue's stream
 _RECENT = 2048         # timings kept per stage for percentiles
 
 
+def _get(q: queue.Queue, stop: threading.Event):
+    """Blocking get that returns _END once the session stops."""
+    while True:
+        try:
+            return q.get(timeout=0.05)
+        except queue.Empty:
+            if stop.is_set():
+                return _END
+
+
 def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
     """Blocking put that gives up when the session stops."""
     while not stop.is_set():
@@ -44,6 +54,17 @@ def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
         except queue.Full:
             continue
     return False
+
+
+def on_grid(times: np.ndarray, tokens: np.ndarray, fps: float) -> np.ndarray:
+    """Tokens stamped with their frame times -> one token per 1/fps from the
+    first to the last, each the latest token at that time. Dropped frames and
+    short face dropouts leave gaps in `times`; the grid keeps the window's
+    real duration, so the captioner never sees motion sped up."""
+    n = max(1, int(round((times[-1] - times[0]) * fps)) + 1)
+    grid = times[0] + np.arange(n) / fps
+    idx = np.clip(np.searchsorted(times, grid + 1e-6, side="right") - 1, 0, len(tokens) - 1)
+    return tokens[idx]
 
 
 class LiveStats:
@@ -63,6 +84,7 @@ class LiveStats:
 
     def summary(self) -> dict:
         def pct(v, q):
+            v = v.copy()           # one atomic copy: other threads append meanwhile
             return round(float(np.percentile(np.asarray(v), q)), 4) if len(v) else None
 
         wall = ((self.t_end or time.perf_counter()) - self.t_start) if self.t_start else 0.0
@@ -100,15 +122,15 @@ class LiveSession:
                 self.captioner = captioner
             else:
                 self.captioner = load_caption_model(captioner, tokenizer_sha256=self.tokenizer.sha256)
+        from ..face import load_model
+
+        names = list(load_model("builtin").param_names)
+        self._motion_idx = [names.index(n) for n in MOTION_NAMES]
         self._src = open_source(source)          # a missing file or camera fails here, before any thread
         self.live_source = self._src.live
         self.fps = float(self._src.fps) or 25.0
         self.realtime = (not self._src.live) if self.cfg.realtime is None else bool(self.cfg.realtime)
         self.drop = (self.realtime or self._src.live) if self.cfg.drop is None else bool(self.cfg.drop)
-        from ..face import load_model
-
-        names = list(load_model("builtin").param_names)
-        self._motion_idx = [names.index(n) for n in MOTION_NAMES]
         self.stats = LiveStats()
         self._frames = queue.Queue(maxsize=self.cfg.queue_size)
         self._jobs = queue.Queue(maxsize=1)
@@ -117,6 +139,7 @@ class LiveSession:
         self._threads: list[threading.Thread] = []
         self._error: BaseException | None = None
         self._torch_threads: int | None = None
+        self._stopped = False
 
     # ------------------------------------------------------------ control
     def start(self) -> "LiveSession":
@@ -136,7 +159,13 @@ class LiveSession:
         return self
 
     def stop(self) -> None:
+        """Signal the threads, wait for them, restore settings. Safe to call twice."""
+        if self._stopped:
+            return
+        self._stopped = True
         self._stop.set()
+        if self.stats.t_end is None:
+            self.stats.t_end = time.perf_counter()
         for q in (self._frames, self._jobs, self._events):   # unblock producers
             try:
                 while True:
@@ -145,9 +174,8 @@ class LiveSession:
                 pass
         for t in self._threads:
             t.join(timeout=5.0)
-        self._src.close()
-        if self.stats.t_end is None:
-            self.stats.t_end = time.perf_counter()
+        if not self._threads:      # never started: the source is still ours to close
+            self._src.close()      # (once started, the capture thread closes it, never mid-read)
         if self._torch_threads is not None:
             import torch
 
@@ -250,6 +278,7 @@ class LiveSession:
         except SourceError as e:
             self._emit(StatusEvent(float("nan"), "source_error", str(e)))
         finally:
+            self._src.close()
             _put(self._frames, _END, self._stop)
 
     def _process(self) -> None:
@@ -265,7 +294,7 @@ class LiveSession:
             with LandmarkDetector(static_image_mode=False) as det, FaceFitter(None) as fitter:
                 lost_after = fitter.cfg.lost_after
                 while True:
-                    item = self._frames.get()
+                    item = _get(self._frames, self._stop)
                     if item is _END or self._stop.is_set():
                         break
                     frame, t_read, cap_ms = item
@@ -326,9 +355,9 @@ class LiveSession:
                 _put(self._events, _END, self._stop)
 
     def _submit(self, win, t_ready: float, wait: bool = False) -> None:
-        t = [x[0] for x in win]
+        t = np.array([x[0] for x in win])
         k = int(np.searchsorted(t, t[-1] - self.cfg.window_s, side="right"))    # the last window_s seconds
-        job = (t[k], t[-1], np.array([x[1] for x in list(win)[k:]], np.int64), t_ready)
+        job = (t[k:], np.array([x[1] for x in list(win)[k:]], np.int64), t_ready)
         if wait:
             _put(self._jobs, job, self._stop)
             return
@@ -343,16 +372,15 @@ class LiveSession:
             self._jobs.put_nowait(job)
 
     def _caption(self) -> None:
-        from ..m2l.windows import resample
-
         st, model = self.stats, self.captioner
         try:
             while True:
-                job = self._jobs.get()
+                job = _get(self._jobs, self._stop)
                 if job is _END or self._stop.is_set():
                     break
-                start, end, toks, t_ready = job
-                text = model.caption_batch([resample(toks, self.fps, model.fps)])[0]
+                times, toks, t_ready = job
+                start, end = float(times[0]), float(times[-1])
+                text = model.caption_batch([on_grid(times, toks, model.fps)])[0]
                 lat = (time.perf_counter() - t_ready) * 1e3
                 st.captions += 1
                 st.caption_latency.append(lat)

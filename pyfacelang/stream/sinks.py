@@ -90,6 +90,9 @@ class VMCSender:
             m.add_arg(float(v))
         b.add_content(m.build())
         b.add_content(OscMessageBuilder("/VMC/Ext/Blend/Apply").build())
+        # The Head bone's local position is sent as zero: receivers that apply
+        # bone positions should keep the avatar's own (VSeeFace and Warudo
+        # take the rotation of /Bone/Pos for the head).
         self._client.send(b.build())
         self.sent += 1
 
@@ -106,16 +109,59 @@ def frame_message(motion, t: float, index: int) -> dict:
             "head": head_degrees(r), "head_quaternion": [round(q, 6) for q in head_quaternion_unity(r[N_EXPR:])]}
 
 
+class _Client:
+    """One WebSocket client with its own writer thread and a bounded queue:
+    a client that stops reading loses its oldest messages, and never blocks
+    the loop that produces them."""
+
+    def __init__(self, conn, maxsize: int = 64):
+        import queue
+
+        self.conn = conn
+        self.q = queue.Queue(maxsize=maxsize)
+        self.dropped = 0
+        self.thread = threading.Thread(target=self._write, name="pyfacelang-ws-client", daemon=True)
+        self.thread.start()
+
+    def offer(self, text: str) -> None:
+        import queue
+
+        while True:
+            try:
+                self.q.put_nowait(text)
+                return
+            except queue.Full:
+                try:
+                    self.q.get_nowait()
+                    self.dropped += 1
+                except queue.Empty:
+                    pass
+
+    def _write(self) -> None:
+        while True:
+            text = self.q.get()
+            if text is None:
+                return
+            try:
+                self.conn.send(text)
+            except Exception:  # noqa: BLE001 - the connection is gone; the handler forgets it
+                return
+
+    def close(self) -> None:
+        self.offer(None)
+
+
 class WebSocketStream:
     """A WebSocket server (ws://HOST:PORT/) that sends every connected client
     one JSON text message per frame (`frame_message`) and any other event
-    passed to `send_json` (captions). Runs in a background thread; a client
-    whose connection fails is dropped."""
+    passed to `send_json` (captions). Runs in background threads; each client
+    has its own bounded queue (a client that stops reading loses its oldest
+    messages and never stalls the sender)."""
 
     def __init__(self, port: int, host: str = "127.0.0.1"):
         from websockets.sync.server import serve
 
-        self._clients: set = set()
+        self._clients: dict = {}
         self._lock = threading.Lock()
         try:
             self._server = serve(self._handler, host, int(port))
@@ -127,8 +173,9 @@ class WebSocketStream:
         self.sent = 0
 
     def _handler(self, conn) -> None:
+        client = _Client(conn)
         with self._lock:
-            self._clients.add(conn)
+            self._clients[conn] = client
         try:
             for _ in conn:        # ignore what clients send; return when they close
                 pass
@@ -136,7 +183,8 @@ class WebSocketStream:
             pass
         finally:
             with self._lock:
-                self._clients.discard(conn)
+                self._clients.pop(conn, None)
+            client.close()
 
     @property
     def clients(self) -> int:
@@ -146,18 +194,21 @@ class WebSocketStream:
     def send_json(self, obj: dict) -> None:
         text = json.dumps(obj)
         with self._lock:
-            clients = list(self._clients)
+            clients = list(self._clients.values())
         for c in clients:
-            try:
-                c.send(text)
-            except Exception:  # noqa: BLE001 - drop clients whose connection failed
-                with self._lock:
-                    self._clients.discard(c)
+            c.offer(text)
         self.sent += 1
 
     def send(self, motion, t: float = 0.0, index: int = 0) -> None:
         self.send_json(frame_message(motion, t, index))
 
     def close(self) -> None:
+        with self._lock:
+            conns = list(self._clients)
+        for c in conns:
+            try:
+                c.close()
+            except Exception:  # noqa: BLE001 - already closed
+                pass
         self._server.shutdown()
         self._thread.join(timeout=2.0)
