@@ -3,6 +3,7 @@ stream), `avatar` (text -> motion played to VMC / WebSocket), `demo`, and
 `bench live`."""
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
@@ -111,10 +112,10 @@ def cmd_live(args) -> int:
                             break
             if args.stats_every and time.perf_counter() - t_stats >= args.stats_every:
                 t_stats = time.perf_counter()
-                st = session.stats
+                st, q = session.stats, session.queue_lengths()
                 print(f"[stats] {st.processed} frames, {st.dropped} dropped, {st.captions} captions, frame queue "
-                      f"{session._frames.qsize()}/{cfg.queue_size} (max {st.queue_max}), events queue "
-                      f"{session._events.qsize()}, rss {rss_mb():.1f} MiB", flush=True)
+                      f"{q['frames']}/{cfg.queue_size} (max {st.queue_max}), events queue "
+                      f"{q['events']}, rss {rss_mb():.1f} MiB", flush=True)
         if writer is not None:
             writer.close()
             writer = None
@@ -217,7 +218,7 @@ def add_parsers(sub) -> None:
     lv.add_argument("--window", default="4s", help="seconds of tokens each caption reads")
     lv.add_argument("--caption-every", default="2s", help="seconds between captions")
     lv.add_argument("--no-caption", action="store_true", help="tokens only (no captioner)")
-    lv.add_argument("--realtime", action=__import__("argparse").BooleanOptionalAction, default=None,
+    lv.add_argument("--realtime", action=argparse.BooleanOptionalAction, default=None,
                     help="pace files at their frame rate (default: files paced, cameras as they come)")
     lv.add_argument("--loop", action="store_true", help="play a file source again and again")
     lv.add_argument("--max-frames", type=int, help="stop after N frames")

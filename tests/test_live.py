@@ -92,7 +92,7 @@ def test_soak_looped_clip_flat_queues_and_memory(clip):
     with LiveSession(clip[0], cfg) as s:
         t_last = time.perf_counter()
         for _ in s.events():
-            qmax = max(qmax, s._frames.qsize())
+            qmax = max(qmax, s.queue_lengths()["frames"])
             if time.perf_counter() - t_last >= 1.0:
                 t_last = time.perf_counter()
                 rss.append(rss_mb())

@@ -190,6 +190,10 @@ class LiveSession:
     def __exit__(self, *exc) -> None:
         self.stop()
 
+    def queue_lengths(self) -> dict:
+        """Frames waiting for processing and events waiting for the consumer, now."""
+        return {"frames": self._frames.qsize(), "events": self._events.qsize()}
+
     def events(self):
         """Yield FrameEvent / CaptionEvent / StatusEvent until the source ends,
         `max_frames` or `max_seconds` is reached, or the consumer stops."""
@@ -330,13 +334,12 @@ class LiveSession:
                                                    f"{frame.index - missing + 1})"))
                     d = time.perf_counter()
                     st.processed += 1
-                    for k, v in zip(LiveStats.STAGES, (cap_ms, (b - a) * 1e3, (c - b) * 1e3, (d - c) * 1e3)):
+                    stages = dict(zip(LiveStats.STAGES, (cap_ms, (b - a) * 1e3, (c - b) * 1e3, (d - c) * 1e3)))
+                    for k, v in stages.items():
                         st.stages[k].append(v)
                     st.latency.append((d - t_read) * 1e3)
-                    self._emit(FrameEvent(frame.index, frame.time, bool(res.valid), token, motion,
-                                          {"capture": cap_ms, "landmarks": (b - a) * 1e3, "fit": (c - b) * 1e3,
-                                           "token": (d - c) * 1e3}, (d - t_read) * 1e3, res,
-                                          frame.image if self.cfg.keep_image else None))
+                    self._emit(FrameEvent(frame.index, frame.time, bool(res.valid), token, motion, stages,
+                                          (d - t_read) * 1e3, res, frame.image if self.cfg.keep_image else None))
                     if self.captioner is not None and win:
                         if next_caption is None:
                             next_caption = win[0][0] + self.cfg.caption_every

@@ -46,12 +46,10 @@ def head_quaternion_unity(rotvec) -> tuple[float, float, float, float]:
     face. Unity is left-handed: x to the avatar's right, y up, z forward. The
     change of basis mirrors x, and a rotation's axis is a pseudovector, so
     (x, y, z) -> (x, -y, -z) on the axis; w is unchanged."""
-    v = np.asarray(rotvec, np.float64)
-    th = float(np.linalg.norm(v))
-    if th < 1e-12:
-        return 0.0, 0.0, 0.0, 1.0
-    a = v / th * np.sin(th / 2)
-    return float(a[0]), float(-a[1]), float(-a[2]), float(np.cos(th / 2))
+    from ..l2m.export import quaternions
+
+    x, y, z, w = (float(c) for c in quaternions(np.asarray(rotvec, np.float64).reshape(1, 3))[0])
+    return x, -y, -z, w
 
 
 class VMCSender:
