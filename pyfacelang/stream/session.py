@@ -45,6 +45,22 @@ def _get(q: queue.Queue, stop: threading.Event):
                 return _END
 
 
+def put_dropping_oldest(q: queue.Queue, item) -> int:
+    """Put without waiting: when the queue is full, its oldest items make
+    room. Returns how many were dropped."""
+    dropped = 0
+    while True:
+        try:
+            q.put_nowait(item)
+            return dropped
+        except queue.Full:
+            try:
+                q.get_nowait()
+                dropped += 1
+            except queue.Empty:
+                pass
+
+
 def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
     """Blocking put that gives up when the session stops."""
     while not stop.is_set():
@@ -257,16 +273,7 @@ class LiveSession:
                     st.read += 1
                     item = (frame, time.perf_counter(), cap_ms)
                     if self.drop:
-                        while True:
-                            try:
-                                self._frames.put_nowait(item)
-                                break
-                            except queue.Full:
-                                try:
-                                    self._frames.get_nowait()
-                                    st.dropped += 1
-                                except queue.Empty:
-                                    pass
+                        st.dropped += put_dropping_oldest(self._frames, item)
                     elif not _put(self._frames, item, self._stop):
                         return
                     st.queue_max = max(st.queue_max, self._frames.qsize())

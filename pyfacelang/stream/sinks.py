@@ -121,19 +121,10 @@ class _Client:
         self.thread = threading.Thread(target=self._write, name="pyfacelang-ws-client", daemon=True)
         self.thread.start()
 
-    def offer(self, text: str) -> None:
-        import queue
+    def offer(self, text: str | None) -> None:
+        from .session import put_dropping_oldest
 
-        while True:
-            try:
-                self.q.put_nowait(text)
-                return
-            except queue.Full:
-                try:
-                    self.q.get_nowait()
-                    self.dropped += 1
-                except queue.Empty:
-                    pass
+        self.dropped += put_dropping_oldest(self.q, text)
 
     def _write(self) -> None:
         while True:
