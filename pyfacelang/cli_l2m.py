@@ -60,6 +60,14 @@ _OUTPUTS = (("output", ".npz", "-o"), ("render", ".mp4", "--render"), ("arkit", 
             ("gltf", ".glb", "--gltf"))
 
 
+def sample_config(args):
+    """SampleConfig from --top-k / --temperature / --cfg-scale / --seed; the
+    options left out keep SampleConfig's defaults (the one place they live)."""
+    from .l2m.config import SampleConfig
+    given = {k: getattr(args, k) for k in ("top_k", "temperature", "cfg_scale", "seed") if getattr(args, k) is not None}
+    return SampleConfig(**given)
+
+
 def cmd_animate(args) -> int:
     import tempfile
     from pathlib import Path
@@ -68,7 +76,6 @@ def cmd_animate(args) -> int:
 
     from .face import load_model
     from .l2m.animate import text_to_motion
-    from .l2m.config import SampleConfig
     from .l2m.export import write_arkit_csv, write_glb
     from .track.pipeline import save_npz
 
@@ -85,7 +92,7 @@ def cmd_animate(args) -> int:
             raise FaceLangError(f"{flag}: output folder '{Path(path).parent}' does not exist")
     if not args.text.strip():
         raise FaceLangError("animate: the prompt is empty")
-    sample = SampleConfig(top_k=args.top_k, temperature=args.temperature, cfg_scale=args.cfg_scale, seed=args.seed)
+    sample = sample_config(args)
     anim = text_to_motion(args.text, args.seconds, model=args.model, tokenizer=args.tokenizer, sample=sample)
     tokens, motion, fps = anim.tokens, anim.motion, anim.fps
     arrays = anim.param_arrays()
@@ -161,9 +168,9 @@ def add_parsers(sub) -> None:
     a.add_argument("--gltf", help="the built-in rig with 52 morph targets and the animation (.glb)")
     a.add_argument("--model", help="motion model folder (default: the one shipped in the package)")
     a.add_argument("--tokenizer", help="face tokenizer folder (default: the one shipped in the package)")
-    a.add_argument("--top-k", type=int, default=20, help="sample among the k likeliest tokens (0: all)")
-    a.add_argument("--temperature", type=float, default=0.8, help="sampling temperature (0: greedy)")
-    a.add_argument("--cfg-scale", type=float, default=1.5, help="classifier-free guidance (1: none)")
+    a.add_argument("--top-k", type=int, default=None, help="sample among the k likeliest tokens (0: all; default 0)")
+    a.add_argument("--temperature", type=float, default=None, help="sampling temperature (0: greedy; default 1.0)")
+    a.add_argument("--cfg-scale", type=float, default=None, help="classifier-free guidance (1: none; default 3.0)")
     a.add_argument("--seed", type=int, default=0, help="sampling seed (same seed, same motion)")
     a.add_argument("--size", type=int, default=384, help="--render: frame size in pixels")
     a.set_defaults(func=cmd_animate)

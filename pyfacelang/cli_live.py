@@ -152,12 +152,12 @@ def cmd_avatar(args) -> int:
     import threading
 
     from .l2m.animate import text_to_motion
-    from .l2m.config import SampleConfig
+    from .cli_l2m import sample_config
     from .stream.avatar import play_motion
 
     if not args.vmc and not args.ws:
         args.vmc = "127.0.0.1:39539"
-    sample = SampleConfig(top_k=args.top_k, temperature=args.temperature, cfg_scale=args.cfg_scale, seed=args.seed)
+    sample = sample_config(args)
     anim = text_to_motion(args.text, args.seconds, model=args.model, tokenizer=args.tokenizer, sample=sample)
     sinks: list = []
     stop = threading.Event()
@@ -238,9 +238,9 @@ def add_parsers(sub) -> None:
     av.add_argument("--duration", type=float, help="stop after this many seconds")
     av.add_argument("--model", help="motion model folder (default: shipped)")
     av.add_argument("--tokenizer", help="tokenizer folder (default: shipped)")
-    av.add_argument("--top-k", type=int, default=20)
-    av.add_argument("--temperature", type=float, default=0.8)
-    av.add_argument("--cfg-scale", type=float, default=1.5)
+    av.add_argument("--top-k", type=int, default=None, help="as in animate")
+    av.add_argument("--temperature", type=float, default=None, help="as in animate")
+    av.add_argument("--cfg-scale", type=float, default=None, help="as in animate")
     av.add_argument("--seed", type=int, default=0)
     av.set_defaults(func=cmd_avatar)
 

@@ -110,6 +110,37 @@ def test_builtin_encoder_unknown_words():
 
 
 # ------------------------------------------------------------ training
+@pytest.mark.parametrize("corrupt", [0.0, 0.5, 1.0])
+def test_input_corruption_keeps_targets(corrupt):
+    from types import SimpleNamespace
+
+    from pyfacelang.l2m.train import PromptSampler
+    rng = np.random.default_rng(0)
+    items = [SimpleNamespace(caption=f"clip {i}", paraphrases=[], tokens=rng.integers(0, 50, n))
+             for i, n in enumerate([30, 40, 80])]
+    cfg = dataclasses.replace(PRESETS["tiny"], corrupt=corrupt)
+    sampler = PromptSampler(items, cfg, seed=1, n_codes=50)
+    texts, seqs, uncond, inputs = sampler.batch(400)
+    if corrupt == 0:
+        assert inputs is None
+        return
+    orig = {it.caption: it.tokens for it in items}
+    changed = []
+    for t, s, x in zip(texts, seqs, inputs):
+        assert len(x) == len(s) and x.min() >= 0 and x.max() < 50
+        assert np.array_equal(s, orig[t][: len(s)])              # targets untouched
+        changed.append(np.mean(x != s))
+    # a share drawn from U(0, corrupt) of the positions is redrawn (1/50 of those land on the same code)
+    assert abs(np.mean(changed) - corrupt / 2 * 49 / 50) < 0.03
+    m = tiny_model()
+    texts, seqs, inputs = texts[:3], [s[:40] for s in seqs[:3]], [x[:40] for x in inputs[:3]]
+    clean = m.loss(texts, seqs)
+    noisy = m.loss(texts, seqs, None, inputs)
+    assert torch.isfinite(noisy) and not torch.isclose(clean, noisy)
+    with pytest.raises(ShapeError, match="input 0 has 39 tokens"):
+        m.loss(texts, seqs, None, [inputs[0][:-1], *inputs[1:]])
+
+
 def test_train_resume_save_load(tmp_path, tiny_corpus, shipped_tokenizer):
     cfg = dataclasses.replace(PRESETS["tiny"], steps=6, checkpoint_every=3)
     out = tmp_path / "l2m"

@@ -77,8 +77,9 @@ class TextToMotion:
                 "(--tokenizer) or retrain the model on this one (`pyfacelang train l2m --tokenizer ...`)")
 
     # ------------------------------------------------------------ training
-    def _batch(self, texts, seqs, uncond=None):
-        """-> prefix, mask, ids (B, T) = <bos> + tokens[:-1], targets (B, T) (-100 = padding), length bins."""
+    def _batch(self, texts, seqs, uncond=None, inputs=None):
+        """-> prefix, mask, ids (B, T) = <bos> + tokens[:-1], targets (B, T) (-100 = padding), length bins.
+        `inputs` (same lengths as `seqs`): the tokens fed in, when they differ from the targets."""
         emb, m = self.encoder(texts)
         P, pm = self.net.prefix(emb, m, uncond)
         T = max(len(s) for s in seqs)
@@ -88,14 +89,17 @@ class TextToMotion:
         tgt = torch.full((len(seqs), T), -100, dtype=torch.long)
         for b, s in enumerate(seqs):
             s = torch.as_tensor(np.asarray(s, np.int64))
-            ids[b, 1: len(s)] = s[:-1]
+            x = s if inputs is None else torch.as_tensor(np.asarray(inputs[b], np.int64))
+            if len(x) != len(s):
+                raise ShapeError(f"input {b} has {len(x)} tokens, its target {len(s)}")
+            ids[b, 1: len(s)] = x[:-1]
             tgt[b, : len(s)] = s
         lbin = length_bin([len(s) for s in seqs], self.fps, self.net.cfg.length_bins)
         dev = self.device
         return P, pm, ids.to(dev), tgt.to(dev), lbin.to(dev)
 
-    def loss(self, texts, seqs, uncond=None) -> torch.Tensor:
-        P, pm, ids, tgt, lbin = self._batch(texts, seqs, uncond)
+    def loss(self, texts, seqs, uncond=None, inputs=None) -> torch.Tensor:
+        P, pm, ids, tgt, lbin = self._batch(texts, seqs, uncond, inputs)
         logits = self.net(P, pm, ids, lbin)                                          # (B, T, K)
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1), ignore_index=-100)
 

@@ -16,11 +16,13 @@ from .config import L2MTrainConfig
 
 
 class PromptSampler:
-    """Random (prompt, face tokens, unconditional?) examples: the caption or
-    one of its paraphrases; `cond_drop` of them with the text dropped."""
+    """Random (prompt, face tokens, unconditional?, corrupted input tokens)
+    examples: the caption or one of its paraphrases; `cond_drop` of them with
+    the text dropped; inputs with up to `corrupt` of their tokens replaced by
+    random codes (None when `corrupt` is 0)."""
 
-    def __init__(self, items, cfg: L2MTrainConfig, seed: int):
-        self.items, self.cfg = items, cfg
+    def __init__(self, items, cfg: L2MTrainConfig, seed: int, n_codes: int):
+        self.items, self.cfg, self.n_codes = items, cfg, n_codes
         self.rng = np.random.default_rng(seed)
 
     def batch(self, n: int):
@@ -38,7 +40,15 @@ class PromptSampler:
             texts.append(text)
             seqs.append(toks)
         uncond = torch.as_tensor(r.random(n) < self.cfg.cond_drop)
-        return texts, seqs, uncond
+        inputs = None
+        if self.cfg.corrupt > 0:
+            inputs = []
+            for s in seqs:
+                s = np.array(s, np.int64)
+                hit = r.random(len(s)) < r.uniform(0.0, self.cfg.corrupt)
+                s[hit] = r.integers(0, self.n_codes, int(hit.sum()))
+                inputs.append(s)
+        return texts, seqs, uncond, inputs
 
     def state(self) -> dict:
         return self.rng.bit_generator.state
@@ -77,7 +87,7 @@ def train_l2m(corpus, out, cfg: L2MTrainConfig, *, encoder: str = "builtin", tok
     model = _make_model(encoder, cfg, items, meta, out)
     params = model.trainable_parameters()
     opt = adamw(params, cfg)
-    sampler = PromptSampler(items, cfg, cfg.seed)
+    sampler = PromptSampler(items, cfg, cfg.seed, tok.codebook_size)
     ckpt = out / "checkpoint.pt"
     step = 0
     state = load_checkpoint(ckpt, recipe)

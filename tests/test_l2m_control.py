@@ -1,0 +1,78 @@
+"""Word-level control of the shipped text-to-motion model (issue 7): one
+word in the prompt must move the generated face the way it says. Each check
+samples several motions per prompt (one batch, one seed) and compares means,
+so a single unlucky sample does not decide it.
+
+The checks the shipped model does not pass yet are marked xfail(strict=True):
+they run, they say what is missing, and they fail loudly once they pass so
+the mark gets removed."""
+import numpy as np
+import pytest
+
+from pyfacelang.face.arkit import ARKIT_52
+from pyfacelang.l2m import TextToMotion
+from pyfacelang.l2m.config import SampleConfig
+
+N = 8            # samples per prompt
+SECONDS = 4.0
+
+
+@pytest.fixture(scope="module")
+def generate(shipped_tokenizer):
+    t2m = TextToMotion.load(None, shipped_tokenizer.sha256)
+
+    def run(text: str, seconds: float = SECONDS) -> list[np.ndarray]:
+        toks = t2m.generate([text] * N, seconds, sample=SampleConfig(seed=0))         # (N, T)
+        return [np.asarray(shipped_tokenizer.decode(t)) for t in toks]               # N x (T, 55)
+    return run
+
+
+def weight(motion: np.ndarray, *names: str) -> np.ndarray:
+    return motion[:, [ARKIT_52.index(n) for n in names]].mean(1)                     # (T,)
+
+
+def held_smile(motions) -> float:
+    """Mean smile weight over the second half (after the expression has set in)."""
+    return float(np.mean([weight(m, "mouthSmileLeft", "mouthSmileRight")[len(m) // 2:].mean() for m in motions]))
+
+
+@pytest.mark.parametrize("faint, broad", [
+    ("A woman looks faintly joyful.", "A woman looks extremely joyful."),
+    ("The person is slightly happy.", "The person is intensely happy."),
+])
+def test_intensity_word_scales_the_smile(generate, faint, broad):
+    lo, hi = held_smile(generate(faint)), held_smile(generate(broad))
+    assert hi > 2 * lo and hi - lo > 0.15, (faint, lo, broad, hi)
+
+
+@pytest.mark.xfail(strict=True, reason="'smile' is not an emotion word of the corpus vocabulary; the built-in "
+                                       "encoder does not map 'an extremely broad smile' to strong joy yet")
+def test_faint_vs_broad_smile_issue_wording(generate):
+    lo, hi = held_smile(generate("a faint smile")), held_smile(generate("an extremely broad smile"))
+    assert hi > 2 * lo and hi - lo > 0.15, (lo, hi)
+
+
+@pytest.mark.xfail(strict=True, reason="short timed actions (winks) are not generated: the model holds the "
+                                       "expression but rarely starts an event")
+def test_left_wink_closes_the_left_eye(generate):
+    ms = generate("The person winks with the left eye.")
+    left_minus_right = np.mean([(weight(m, "eyeBlinkLeft") - weight(m, "eyeBlinkRight")).max() for m in ms])
+    right_minus_left = np.mean([(weight(m, "eyeBlinkRight") - weight(m, "eyeBlinkLeft")).max() for m in ms])
+    assert left_minus_right > 0.3 and left_minus_right > 2 * right_minus_left, (left_minus_right, right_minus_left)
+
+
+def _extrema(x: np.ndarray) -> int:
+    s = np.convolve(x, np.ones(5) / 5, "valid")
+    d = np.diff(s)
+    d = d[np.abs(d) > 1e-3]                 # ignore flat stretches
+    return int(np.sum(np.diff(np.sign(d)) != 0))
+
+
+@pytest.mark.xfail(strict=True, reason="head motions (nods) are generated at a few degrees, not the corpus's ~20")
+def test_slow_nod_moves_pitch_back_and_forth(generate):
+    ms = generate("The person nods slowly.", seconds=5.0)
+    pitch = [np.degrees(m[:, 52]) for m in ms]
+    yaw = [np.degrees(m[:, 53]) for m in ms]
+    ptp_pitch = float(np.mean([np.ptp(p) for p in pitch]))
+    assert ptp_pitch > 8.0 and ptp_pitch > 2 * np.mean([np.ptp(y) for y in yaw]), ptp_pitch
+    assert np.median([_extrema(p) for p in pitch]) >= 2
