@@ -109,3 +109,42 @@ def adamw(params, cfg) -> torch.optim.AdamW:
     no_decay = [p for p in params if p.dim() < 2]
     return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                               {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.98))
+
+
+def run_steps(out: Path, cfg, recipe: dict, net: torch.nn.Module, opt, params, sampler, step_loss, *,
+              progress: bool = False, log=print, on_step=None) -> TrainProgress:
+    """The resumable loop the language-model trainers share: resume from
+    `out/checkpoint.pt` when it holds this recipe, then `cfg.steps` of
+    lr schedule -> `step_loss()` -> clipped AdamW step, a checkpoint (net,
+    optimiser, sampler state) every `cfg.checkpoint_every` steps. `sampler`
+    has `state()` / `set_state()` (JSON-able). Leaves `net` in train mode and
+    returns the closed progress (its `t0` times the run); the caller saves the
+    model, then removes the checkpoint."""
+    ckpt = Path(out) / "checkpoint.pt"
+    step = 0
+    state = load_checkpoint(ckpt, recipe)
+    if state is not None:
+        net.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        sampler.set_state(json.loads(state["sampler"]))
+        step = int(state["step"])
+        log(f"resuming from step {step} ({ckpt})")
+    prog = TrainProgress(out, cfg.steps, step, progress, log)
+    net.train()
+    while step < cfg.steps:
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, cfg)
+        loss = step_loss()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        step += 1
+        prog.update(step, loss.item(), lambda: {"lr": lr_at(step - 1, cfg)})
+        if step % cfg.checkpoint_every == 0 and step < cfg.steps:
+            save_checkpoint(ckpt, {"model": net.state_dict(), "opt": opt.state_dict(),
+                                   "sampler": json.dumps(sampler.state()), "step": step}, recipe)
+        if on_step is not None:
+            on_step(step)
+    prog.close()
+    return prog

@@ -153,7 +153,7 @@ def test_train_resume_save_load(tmp_path, tiny_corpus, shipped_tokenizer):
         calls.append(" ".join(map(str, a)))
 
     # a run interrupted after the first checkpoint resumes from it
-    import pyfacelang.l2m.train as tr
+    import pyfacelang.training as tr
     orig = tr.save_checkpoint
 
     def save_then_stop(*a, **k):

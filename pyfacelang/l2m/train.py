@@ -3,7 +3,6 @@ trainers: `out/checkpoint.pt` every `checkpoint_every` steps; rerunning the
 same command continues)."""
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import numpy as np
 import torch
 
 from ..atomic import remove_quietly
-from ..training import TrainProgress, adamw, begin, load_checkpoint, lr_at, save_checkpoint
+from ..training import adamw, begin, run_steps
 from .config import L2MTrainConfig
 
 
@@ -88,33 +87,10 @@ def train_l2m(corpus, out, cfg: L2MTrainConfig, *, encoder: str = "builtin", tok
     params = model.trainable_parameters()
     opt = adamw(params, cfg)
     sampler = PromptSampler(items, cfg, cfg.seed, tok.codebook_size)
-    ckpt = out / "checkpoint.pt"
-    step = 0
-    state = load_checkpoint(ckpt, recipe)
-    if state is not None:
-        model.modules.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        sampler.set_state(json.loads(state["sampler"]))
-        step = int(state["step"])
-        log(f"resuming from step {step} ({ckpt})")
-    prog = TrainProgress(out, cfg.steps, step, progress, log)
-    model.modules.train()
-    while step < cfg.steps:
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, cfg)
-        loss = model.loss(*sampler.batch(cfg.batch))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        step += 1
-        prog.update(step, loss.item(), lambda: {"lr": lr_at(step - 1, cfg)})
-        if step % cfg.checkpoint_every == 0 and step < cfg.steps:
-            save_checkpoint(ckpt, {"model": model.modules.state_dict(), "opt": opt.state_dict(),
-                                   "sampler": json.dumps(sampler.state()), "step": step}, recipe)
-    prog.close()
+    prog = run_steps(out, cfg, recipe, model.modules, opt, params, sampler,
+                     lambda: model.loss(*sampler.batch(cfg.batch)), progress=progress, log=log)
     model.modules.eval()
     model.save(out, {"trained_with": {"preset": preset, "train": cfg.to_dict(), "encoder": str(encoder),
                                       "corpus": str(corpus), "train_clips": len(items)}})
-    remove_quietly(str(ckpt))
+    remove_quietly(str(out / "checkpoint.pt"))
     return {"out": str(out), "steps": cfg.steps, "train_clips": len(items), "seconds": round(time.time() - prog.t0, 1)}

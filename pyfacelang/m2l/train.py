@@ -7,15 +7,13 @@ result is a caption-model folder plus `train_log.jsonl`.
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
-import torch
 
 from ..atomic import remove_quietly
 from ..corpus.vocab import load_vocabulary
-from ..training import TrainProgress, adamw, begin, load_checkpoint, lr_at, save_checkpoint
+from ..training import adamw, begin, run_steps
 from .config import M2LTrainConfig
 from .data import ExampleSampler, corpus_items, training_texts
 
@@ -53,35 +51,10 @@ def train_m2l(corpus, out, cfg: M2LTrainConfig, *, base: str = "builtin", tokeni
     params = model.trainable_parameters()
     opt = adamw(params, cfg)
     sampler = ExampleSampler(items, cfg, load_vocabulary(), cfg.seed)
-    ckpt = out / "checkpoint.pt"
-    step = 0
-    state = load_checkpoint(ckpt, recipe)
-    if state is not None:
-        net.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        sampler.set_state(json.loads(state["sampler"]))
-        step = int(state["step"])
-        log(f"resuming from step {step} ({ckpt})")
-    prog = TrainProgress(out, cfg.steps, step, progress, log)
-    net.train()
-    while step < cfg.steps:
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, cfg)
-        loss = model.loss(sampler.batch(cfg.batch))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        step += 1
-        prog.update(step, loss.item(), lambda: {"lr": lr_at(step - 1, cfg)})
-        if step % cfg.checkpoint_every == 0 and step < cfg.steps:
-            save_checkpoint(ckpt, {"model": net.state_dict(), "opt": opt.state_dict(),
-                                   "sampler": json.dumps(sampler.state()), "step": step}, recipe)
-        if on_step is not None:
-            on_step(step)
-    prog.close()
+    prog = run_steps(out, cfg, recipe, net, opt, params, sampler, lambda: model.loss(sampler.batch(cfg.batch)),
+                     progress=progress, log=log, on_step=on_step)
     net.eval()
     model.save(out, {"trained_with": {"preset": preset, "train": cfg.to_dict(), "base": str(base),
                                       "corpus": str(corpus), "train_clips": len(items)}})
-    remove_quietly(str(ckpt))
+    remove_quietly(str(out / "checkpoint.pt"))
     return {"out": str(out), "steps": cfg.steps, "train_clips": len(items), "seconds": round(time.time() - prog.t0, 1)}
