@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "blend/blend.h"
+#include "decode/decode.h"
 #include "fit/fit.h"
 #include "vq/vq.h"
 #include "common/status.h"
@@ -58,6 +59,52 @@ int cuda_device_count() {
 #else
   return 0;
 #endif
+}
+
+// DecodeArgs from a dict of addresses and sizes (built by pyfacelang/_kernels.py::decode).
+DecodeArgs decode_args(py::dict m, std::vector<DecodeLayer>& layers) {
+  auto addr = [&](py::handle d, const char* key) { return py::cast<py::dict>(d)[key].cast<std::uintptr_t>(); };
+  auto num = [&](const char* key) { return m[key].cast<int64_t>(); };
+  for (auto d : m["layers"].cast<py::list>()) {
+    DecodeLayer L;
+    L.ln1_w = ptr<const float>(addr(d, "ln1_w"));
+    L.ln1_b = ptr<const float>(addr(d, "ln1_b"));
+    L.qkv_w = ptr<const float>(addr(d, "qkv_w"));
+    L.qkv_b = ptr<const float>(addr(d, "qkv_b"));
+    L.proj_w = ptr<const float>(addr(d, "proj_w"));
+    L.proj_b = ptr<const float>(addr(d, "proj_b"));
+    L.ln2_w = ptr<const float>(addr(d, "ln2_w"));
+    L.ln2_b = ptr<const float>(addr(d, "ln2_b"));
+    L.fc_w = ptr<const float>(addr(d, "fc_w"));
+    L.fc_b = ptr<const float>(addr(d, "fc_b"));
+    L.out_w = ptr<const float>(addr(d, "out_w"));
+    L.out_b = ptr<const float>(addr(d, "out_b"));
+    L.k_cache = ptr<float>(addr(d, "k_cache"));
+    L.v_cache = ptr<float>(addr(d, "v_cache"));
+    layers.push_back(L);
+  }
+  DecodeArgs a;
+  a.layers = layers.data();
+  a.n_layer = static_cast<int64_t>(layers.size());
+  a.D = num("D");
+  a.H = num("H");
+  a.F = num("F");
+  a.K = num("K");
+  a.tok_emb = ptr<const float>(addr(m, "tok_emb"));
+  a.pos_emb = ptr<const float>(addr(m, "pos_emb"));
+  a.max_pos = num("max_pos");
+  a.lnf_w = ptr<const float>(addr(m, "lnf_w"));
+  a.lnf_b = ptr<const float>(addr(m, "lnf_b"));
+  a.head_w = ptr<const float>(addr(m, "head_w"));
+  a.R = num("R");
+  a.B = num("B");
+  a.cap = num("cap");
+  a.n_past = num("n_past");
+  a.pos = num("pos");
+  a.row_emb = ptr<const float>(addr(m, "row_emb"));
+  a.key_mask = ptr<const uint8_t>(addr(m, "key_mask"));
+  a.logits = ptr<float>(addr(m, "logits"));
+  return a;
 }
 
 }  // namespace
@@ -174,6 +221,43 @@ PYBIND11_MODULE(_C, m) {
       py::arg("exact"), py::arg("on_cuda"), py::arg("num_threads") = 0, py::arg("stream") = 0,
       "Nearest code (squared L2) of N float32 queries among K codes: int32 idx and float32 dist "
       "(see csrc/vq/vq.h).");
+  m.def(
+      "decode_step",
+      [](py::dict model, std::uintptr_t ids) {
+        std::vector<DecodeLayer> layers;
+        DecodeArgs a = decode_args(model, layers);
+        int st;
+        {
+          py::gil_scoped_release nogil;
+          st = decode_step_cpu(a, ptr<const int64_t>(ids));
+        }
+        check(st, "decode_step");
+      },
+      py::arg("model"), py::arg("ids"),
+      "One decoding step of the motion transformer for R rows: int64 ids (R,) -> logits (see csrc/decode/decode.h).");
+  m.def(
+      "decode",
+      [](py::dict model, int64_t n_tokens, float cfg_scale, float temperature, int64_t top_k,
+         std::uintptr_t rng_state, std::uintptr_t out) {
+        std::vector<DecodeLayer> layers;
+        DecodeArgs a = decode_args(model, layers);
+        a.n_tokens = n_tokens;
+        a.cfg_scale = cfg_scale;
+        a.temperature = temperature;
+        a.top_k = top_k;
+        a.rng_state = ptr<uint64_t>(rng_state);
+        a.out = ptr<int64_t>(out);
+        int st;
+        {
+          py::gil_scoped_release nogil;
+          st = decode_cpu(a);
+        }
+        check(st, "decode");
+      },
+      py::arg("model"), py::arg("n_tokens"), py::arg("cfg_scale"), py::arg("temperature"), py::arg("top_k"),
+      py::arg("rng_state"), py::arg("out"),
+      "The motion transformer's sampling loop on the CPU: n_tokens int64 tokens per prompt into out (B, n_tokens) "
+      "(see csrc/decode/decode.h).");
   m.def(
       "all_finite",
       [](std::uintptr_t data, int64_t n) {

@@ -188,3 +188,98 @@ def nearest_code(x: torch.Tensor, codebook: torch.Tensor, *, exact: bool = False
         x.data_ptr(), codebook.data_ptr(), idx.data_ptr(), dist.data_ptr(), N, K, D, bool(exact), on_cuda,
         num_threads, stream))
     return idx, dist
+
+
+_LAYER_KEYS = ("ln1_w", "ln1_b", "qkv_w", "qkv_b", "proj_w", "proj_b", "ln2_w", "ln2_b",
+               "fc_w", "fc_b", "out_w", "out_b")
+
+
+def _decode_model(weights: dict, caches, row_emb, key_mask, logits, n_past: int, pos: int, B: int) -> tuple:
+    """Check the decoder's tensors (csrc/decode/decode.h) -> (address dict, tensors to keep alive)."""
+    cpu = torch.device("cpu")
+    tok = weights["tok_emb"]
+    if not isinstance(tok, torch.Tensor) or tok.dim() != 2:
+        raise ShapeError("decode: tok_emb must be a (K + 1, D) tensor")
+    K, D = tok.shape[0] - 1, tok.shape[1]
+    layers = weights["layers"]
+    if not layers or len(caches) != len(layers):
+        raise ShapeError(f"decode: {len(layers)} layers but {len(caches)} key/value caches")
+    F = layers[0]["fc_w"].shape[0]
+    k0 = caches[0][0]
+    if not isinstance(k0, torch.Tensor) or k0.dim() != 4:
+        raise ShapeError("decode: caches must hold (R, H, cap, D / H) key and value tensors")
+    R, H, cap, Dh = k0.shape
+    if H * Dh != D or R not in (B, 2 * B):
+        raise ShapeError(f"decode: caches of shape {tuple(k0.shape)} do not fit width {D} and {B} prompt(s)")
+    keep = []
+
+    def t(x, name, shape, dtype=torch.float32):
+        if not isinstance(x, torch.Tensor) or x.device != cpu or x.dtype != dtype or tuple(x.shape) != shape \
+                or not x.is_contiguous():
+            got = (tuple(x.shape), x.dtype, x.device) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ShapeError(f"decode: '{name}' must be a contiguous CPU {dtype} tensor of shape {shape}, got {got}")
+        keep.append(x)
+        return x.data_ptr()
+
+    max_pos = weights["pos_emb"].shape[0]
+    m = {"D": D, "H": H, "F": F, "K": K, "R": R, "B": B, "cap": cap, "n_past": int(n_past), "pos": int(pos),
+         "max_pos": max_pos,
+         "tok_emb": t(tok, "tok_emb", (K + 1, D)), "pos_emb": t(weights["pos_emb"], "pos_emb", (max_pos, D)),
+         "lnf_w": t(weights["lnf_w"], "lnf_w", (D,)), "lnf_b": t(weights["lnf_b"], "lnf_b", (D,)),
+         "head_w": t(weights["head_w"], "head_w", (K, D)),
+         "row_emb": 0 if row_emb is None else t(row_emb, "row_emb", (R, D)),
+         "key_mask": 0 if key_mask is None else t(key_mask, "key_mask", (R, cap), torch.uint8),
+         "logits": t(logits, "logits", (R, K)), "layers": []}
+    shapes = {"ln1_w": (D,), "ln1_b": (D,), "qkv_w": (3 * D, D), "qkv_b": (3 * D,), "proj_w": (D, D),
+              "proj_b": (D,), "ln2_w": (D,), "ln2_b": (D,), "fc_w": (F, D), "fc_b": (F,), "out_w": (D, F),
+              "out_b": (D,)}
+    for i, (layer, (kc, vc)) in enumerate(zip(layers, caches)):
+        d = {k: t(layer[k], f"layers[{i}].{k}", shapes[k]) for k in _LAYER_KEYS}
+        d["k_cache"] = t(kc, f"caches[{i}] keys", (R, H, cap, Dh))
+        d["v_cache"] = t(vc, f"caches[{i}] values", (R, H, cap, Dh))
+        m["layers"].append(d)
+    if not (0 <= n_past < cap and 0 <= pos < max_pos):
+        raise ShapeError(f"decode: position {pos} / cached keys {n_past} outside the model ({max_pos}) or "
+                         f"cache ({cap})")
+    return m, keep
+
+
+def decode_step(weights: dict, caches, ids: torch.Tensor, *, n_past: int, pos: int, row_emb=None, key_mask=None):
+    """One step of the motion transformer on the CPU (csrc/decode): ids (R,)
+    int64 at motion position `pos`; keys/values are written into `caches`
+    (a list of (k, v) tensors (R, H, cap, D / H) per layer) at `n_past`.
+    `weights`: `MotionGPT.decode_weights()`. -> logits (R, K)."""
+    R = caches[0][0].shape[0] if caches and isinstance(caches[0][0], torch.Tensor) else 0
+    K = weights["tok_emb"].shape[0] - 1
+    logits = torch.empty(R, K)
+    ids = torch.as_tensor(ids, dtype=torch.int64).contiguous()
+    if ids.shape != (R,) or bool(((ids < 0) | (ids > K)).any()):
+        raise ShapeError(f"decode_step: ids must be ({R},) token ids in [0, {K}]")
+    m, keep = _decode_model(weights, caches, row_emb, key_mask, logits, n_past, pos, B=R)
+    with torch.no_grad():
+        ext().decode_step(m, ids.data_ptr())
+    return logits
+
+
+def decode(weights: dict, caches, logits: torch.Tensor, *, B: int, n_tokens: int, n_past: int, pos: int,
+           row_emb=None, key_mask=None, cfg_scale: float = 1.0, temperature: float = 1.0, top_k: int = 0,
+           rng_state: torch.Tensor) -> torch.Tensor:
+    """The sampling loop on the CPU (csrc/decode): from `logits` (R, K) of the
+    first pick, n_tokens tokens per prompt -> (B, n_tokens) int64. R = B, or
+    2B with guidance (rows B.. the unconditional twins). `rng_state`: a (1,)
+    int64 tensor, advanced in place (continue a stream by passing it again)."""
+    logits = logits.float().contiguous().clone()
+    if not (isinstance(rng_state, torch.Tensor) and rng_state.dtype == torch.int64 and rng_state.numel() == 1
+            and rng_state.is_contiguous() and rng_state.device.type == "cpu"):
+        raise ShapeError("decode: rng_state must be a (1,) int64 CPU tensor")
+    if n_tokens < 1 or temperature < 0 or top_k < 0 or cfg_scale < 0:
+        raise ShapeError("decode: n_tokens >= 1, temperature, top_k and cfg_scale >= 0")
+    out = torch.empty(B, n_tokens, dtype=torch.int64)
+    m, keep = _decode_model(weights, caches, row_emb, key_mask, logits, n_past, pos, B=B)
+    if n_past + n_tokens - 1 > m["cap"] or pos + n_tokens - 1 > m["max_pos"]:
+        raise ShapeError(f"decode: {n_tokens} tokens do not fit the cache ({m['cap']}) or the model's window "
+                         f"({m['max_pos']})")
+    with torch.no_grad():
+        ext().decode(m, int(n_tokens), float(cfg_scale), float(temperature), int(top_k), rng_state.data_ptr(),
+                     out.data_ptr())
+    return out

@@ -221,6 +221,10 @@ def cmd_bench(args) -> int:
         from .cli_live import cmd_bench_live
 
         return cmd_bench_live(args, _emit, _media_dir)
+    if args.what == "l2m":
+        from .cli_l2m import cmd_bench_l2m
+
+        return cmd_bench_l2m(args, _emit)
     if args.what == "vq":
         from .cli_tokens import cmd_bench_vq
 
@@ -316,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=cmd_eval)
 
     b = sub.add_parser("bench", help="speed figures (last line: JSON)")
-    b.add_argument("what", choices=["fit", "corpus", "vq", "live"], help="what to benchmark")
+    b.add_argument("what", choices=["fit", "corpus", "vq", "live", "l2m"], help="what to benchmark")
     b.add_argument("--clips", type=int, default=5000, help="corpus: clips to build")
     b.add_argument("--media", help="folder of real clips (default: ../shared/media when present)")
     b.add_argument("--json", help="also write the figures to this file")
@@ -325,6 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--source", help="live: video file (default ../shared/media/LivePortrait_driving_d3.mp4)")
     g.add_argument("--max-frames", type=int, help="live: use at most N frames")
     g.add_argument("--runs", dest="repeats_live", type=int, default=1, help="live: runs (the best is reported)")
+    g = b.add_argument_group("l2m")
+    g.add_argument("--l2m", help="l2m: text-to-motion model folder (default: the shipped one)")
+    g.add_argument("--seconds", type=float, default=10.0, help="l2m: seconds of motion per run")
     b.set_defaults(func=cmd_bench)
 
     from .cli_corpus import add_parsers as add_corpus_parsers

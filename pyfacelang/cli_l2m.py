@@ -145,6 +145,25 @@ def cmd_eval_l2m(args, emit) -> int:
     return 0
 
 
+def cmd_bench_l2m(args, emit) -> int:
+    import torch
+
+    from .l2m import TextToMotion
+    from .l2m.bench import bench_l2m, format_table
+
+    if not (args.seconds > 0):
+        raise FaceLangError(f"--seconds must be positive, got {args.seconds}")
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    model = TextToMotion.load(args.l2m)
+    print(f"bench l2m: {args.seconds:g} s of motion ({model.frames(args.seconds)} tokens), "
+          f"torch threads {torch.get_num_threads()}")
+    res = bench_l2m(model, args.seconds, args.repeats)
+    print(format_table(res))
+    emit(res, args.json)
+    return 0
+
+
 def _shipped_global():
     from .l2m.generator import shipped_path
     return shipped_path().parent / "global"

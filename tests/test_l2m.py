@@ -56,12 +56,13 @@ def test_causal_and_padding_masks(conditioning):
         assert not torch.allclose(a[11:], c[11:], atol=1e-5)
 
 
+@pytest.mark.parametrize("backend", ["kernel", "torch"])
 @pytest.mark.parametrize("conditioning,cfg_scale", [("prefix", 1.0), ("prefix", 2.0), ("global", 1.0)])
-def test_kv_cache_matches_full_forward(conditioning, cfg_scale):
+def test_kv_cache_matches_full_forward(conditioning, cfg_scale, backend):
     """Greedy decoding with the cache picks the argmax of a full forward pass over its own output."""
     m = tiny_model(conditioning)
     texts = [TEXTS[0], TEXTS[4]]
-    toks = m.generate(texts, frames=30, sample=SampleConfig(temperature=0.0, cfg_scale=cfg_scale))
+    toks = m.generate(texts, frames=30, sample=SampleConfig(temperature=0.0, cfg_scale=cfg_scale), backend=backend)
     assert toks.shape == (2, 30) and toks.dtype == np.int64
     with torch.no_grad():
         P, pm, ids, _, lb = m._batch(texts, list(toks))
@@ -73,19 +74,24 @@ def test_kv_cache_matches_full_forward(conditioning, cfg_scale):
     assert (logits.argmax(-1).numpy() == toks).all()
 
 
-def test_sampling_seed_topk_and_sliding_window():
+@pytest.mark.parametrize("backend", ["kernel", "torch"])
+def test_sampling_seed_topk_and_sliding_window(backend):
     m = tiny_model(max_frames=40)
-    a = m.generate("a faint smile", frames=25, sample=SampleConfig(seed=1))
-    b = m.generate("a faint smile", frames=25, sample=SampleConfig(seed=1))
-    c = m.generate("a faint smile", frames=25, sample=SampleConfig(seed=2))
+    gen = lambda frames, **kw: m.generate("a faint smile", frames=frames, sample=SampleConfig(**kw),  # noqa: E731
+                                          backend=backend)
+    a, b, c = gen(25, seed=1), gen(25, seed=1), gen(25, seed=2)
     assert (a == b).all() and not (a == c).all()
     # top-k 1 is greedy
-    g = m.generate("a faint smile", frames=25, sample=SampleConfig(temperature=0.0))
-    k1 = m.generate("a faint smile", frames=25, sample=SampleConfig(top_k=1, seed=5))
+    g = gen(25, temperature=0.0)
+    k1 = gen(25, top_k=1, seed=5)
     assert (g == k1).all()
     # longer than the model's window: the window slides, one token per frame
-    long = m.generate("a faint smile", frames=130, sample=SampleConfig(seed=3))
+    long = gen(130, seed=3)
     assert long.shape == (1, 130) and long.min() >= 0 and long.max() < 50
+    # greedy decoding agrees across the backends, through the window slides
+    other = "torch" if backend == "kernel" else "kernel"
+    assert (m.generate("a faint smile", frames=130, sample=SampleConfig(temperature=0.0), backend=other)
+            == gen(130, temperature=0.0)).all()
     assert m.frames(2.0) == 50
 
 
@@ -302,3 +308,18 @@ def test_animate_and_eval_cli(tmp_path, tiny_corpus, shipped_tokenizer, capsys):
         assert set(figures[name]) >= {"L2", "FD", "R@1", "R@3", "CorE", "Tok", "ms_10s"}
         assert 0 <= figures[name]["Tok"] <= 1 and figures[name]["L2"] > 0
     assert figures["real"]["CorE"] >= 0
+
+
+def test_bench_l2m_cli(tmp_path, capsys):
+    """`bench l2m`: both backends, guided and not, ratios against torch in the same run."""
+    folder = tiny_model().save(tmp_path / "m")
+    main(["bench", "l2m", "--l2m", str(folder), "--seconds", "0.8", "--repeats", "1", "--threads", "1",
+          "--json", str(tmp_path / "b.json")])
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert res == json.loads((tmp_path / "b.json").read_text())
+    assert res["frames"] == 20 and len(res["rows"]) == 4
+    assert {(r["backend"], r["guided"]) for r in res["rows"]} == {("torch", True), ("kernel", True),
+                                                                   ("torch", False), ("kernel", False)}
+    assert all(r["ms"] > 0 and r["speedup_vs_torch"] > 0 for r in res["rows"])
+    assert main(["bench", "l2m", "--l2m", str(folder), "--seconds", "0"]) != 0
+    assert "--seconds must be positive" in capsys.readouterr().err

@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 
+from .bench import generation_ms
 from .config import SampleConfig
 
 R_POOL = 32
@@ -48,16 +49,6 @@ def r_precision(motion_feat: np.ndarray, text_feat: np.ndarray, seed: int = 0) -
         top1 += rank < 1
         top3 += rank < 3
     return top1 / N, top3 / N
-
-
-def generation_ms(model, seconds: float = 10.0, repeats: int = 5, sample: SampleConfig = SampleConfig()) -> float:
-    model.generate(["a slow smile"], seconds=1.0, sample=sample)   # warm-up
-    times = []
-    for r in range(repeats):
-        t0 = time.perf_counter()
-        model.generate(["a slow smile, then a surprised jaw drop"], seconds=seconds, sample=sample)
-        times.append(time.perf_counter() - t0)
-    return 1000.0 * float(np.median(times))
 
 
 def judge(evaluator, motions, texts, groups_true) -> dict:

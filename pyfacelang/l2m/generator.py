@@ -121,11 +121,18 @@ class TextToMotion:
 
     @torch.inference_mode()
     def generate(self, texts, seconds: float | None = None, *, frames: int | None = None,
-                 sample: SampleConfig = SampleConfig()) -> np.ndarray:
+                 sample: SampleConfig = SampleConfig(), backend: str = "auto") -> np.ndarray:
         """Prompts -> (B, frames) int64 face tokens at the model's fps.
         Top-k / temperature sampling (temperature 0: greedy), optional
         classifier-free guidance, a KV cache; beyond `max_frames` the window
-        slides (the last half is kept as context)."""
+        slides (the last half is kept as context).
+
+        backend: "kernel" decodes token by token in C++ (csrc/decode, CPU
+        only), "torch" in torch (the reference, and the path for CUDA);
+        "auto" picks the kernel on the CPU. The prompt's forward pass is torch
+        either way. Both draw from their own random stream seeded by
+        `sample.seed`, so a seed gives the same motion on one backend, not
+        across them (greedy decoding agrees)."""
         if isinstance(texts, str):
             texts = [texts]
         if not texts or not all(isinstance(t, str) and t.strip() for t in texts):
@@ -134,6 +141,11 @@ class TextToMotion:
         net, dev, B = self.net, self.device, len(texts)
         if sample.top_k < 0 or sample.temperature < 0 or sample.cfg_scale < 0:
             raise FaceLangError("top_k, temperature and cfg_scale must be >= 0")
+        if backend not in ("auto", "kernel", "torch"):
+            raise FaceLangError(f"backend must be 'auto', 'kernel' or 'torch', got {backend!r}")
+        if backend == "kernel" and dev.type != "cpu":
+            raise FaceLangError("the decoding kernel runs on the CPU; use backend='torch' for a CUDA model")
+        use_kernel = backend == "kernel" or (backend == "auto" and dev.type == "cpu")
         was_training = self.modules.training
         self.modules.eval()
         try:
@@ -148,6 +160,9 @@ class TextToMotion:
             rows = len(P)
             lbin = length_bin(n, self.fps, net.cfg.length_bins).expand(rows).to(dev)
             gen = torch.Generator(device="cpu").manual_seed(int(sample.seed))
+            rng_state = torch.tensor([int(sample.seed)], dtype=torch.int64)      # the kernel's stream
+            weights = net.decode_weights() if use_kernel else None
+            row_emb = net.length(lbin).float().contiguous() if use_kernel else None   # (rows, D)
             W = net.cfg.max_frames
             out: list[torch.Tensor] = []
             while len(out) < n:
@@ -161,6 +176,16 @@ class TextToMotion:
                 pos = ids.shape[1]
                 keys = torch.cat([pm, torch.ones(rows, W, dtype=torch.bool, device=dev)], 1)   # (rows, L + W)
                 pad_free = bool(pm.all())   # no masked prefix key: steps need no mask at all
+                if use_kernel:
+                    from .. import _kernels
+                    take = min(n - len(out), W - pos + 1)
+                    toks = _kernels.decode(
+                        weights, [(c.k, c.v) for c in caches], logits, B=B, n_tokens=take, n_past=caches[0].n,
+                        pos=pos, row_emb=row_emb, key_mask=None if pad_free else keys.to(torch.uint8).contiguous(),
+                        cfg_scale=sample.cfg_scale if guided else 1.0, temperature=sample.temperature,
+                        top_k=sample.top_k, rng_state=rng_state)                       # (B, take)
+                    out.extend(toks.unbind(1))
+                    continue
                 while True:
                     nxt = self._pick(logits, B, guided, sample, gen)                  # (B,)
                     out.append(nxt)

@@ -98,6 +98,17 @@ class MotionGPT(nn.Module):
         x = self.ln(x[:, L:])
         return self.head(x[:, -1] if last_only else x)
 
+    def decode_weights(self) -> dict:
+        """The tensors the CPU decoding kernel reads (`_kernels.decode`),
+        detached views of the parameters (float32, contiguous)."""
+        f = lambda t: t.detach().float().contiguous()  # noqa: E731
+        layers = [{"ln1_w": f(b.ln1.weight), "ln1_b": f(b.ln1.bias), "qkv_w": f(b.qkv.weight), "qkv_b": f(b.qkv.bias),
+                   "proj_w": f(b.proj.weight), "proj_b": f(b.proj.bias), "ln2_w": f(b.ln2.weight),
+                   "ln2_b": f(b.ln2.bias), "fc_w": f(b.mlp[0].weight), "fc_b": f(b.mlp[0].bias),
+                   "out_w": f(b.mlp[2].weight), "out_b": f(b.mlp[2].bias)} for b in self.blocks]
+        return {"tok_emb": f(self.tok.weight), "pos_emb": f(self.pos.weight), "lnf_w": f(self.ln.weight),
+                "lnf_b": f(self.ln.bias), "head_w": f(self.head.weight), "layers": layers}
+
     def step(self, ids, pos: int, lbin, keys, caches):
         """One new token per row: ids (B, 1) at motion position `pos`; `keys`
         (B, S) is the key mask including this token (None: every key). -> logits (B, K)."""
