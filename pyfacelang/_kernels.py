@@ -251,8 +251,8 @@ def decode_step(weights: dict, caches, ids: torch.Tensor, *, n_past: int, pos: i
     `weights`: `MotionGPT.decode_weights()`. -> logits (R, K)."""
     R = caches[0][0].shape[0] if caches and isinstance(caches[0][0], torch.Tensor) else 0
     K = weights["tok_emb"].shape[0] - 1
-    logits = torch.empty(R, K)
-    ids = torch.as_tensor(ids, dtype=torch.int64).contiguous()
+    logits = torch.empty(R, K, dtype=torch.float32, device="cpu")
+    ids = torch.as_tensor(ids, dtype=torch.int64, device="cpu").contiguous()
     if ids.shape != (R,) or bool(((ids < 0) | (ids > K)).any()):
         raise ShapeError(f"decode_step: ids must be ({R},) token ids in [0, {K}]")
     m, keep = _decode_model(weights, caches, row_emb, key_mask, logits, n_past, pos, B=R)
@@ -274,7 +274,7 @@ def decode(weights: dict, caches, logits: torch.Tensor, *, B: int, n_tokens: int
         raise ShapeError("decode: rng_state must be a (1,) int64 CPU tensor")
     if n_tokens < 1 or temperature < 0 or top_k < 0 or cfg_scale < 0:
         raise ShapeError("decode: n_tokens >= 1, temperature, top_k and cfg_scale >= 0")
-    out = torch.empty(B, n_tokens, dtype=torch.int64)
+    out = torch.empty(B, n_tokens, dtype=torch.int64, device="cpu")
     m, keep = _decode_model(weights, caches, row_emb, key_mask, logits, n_past, pos, B=B)
     if n_past + n_tokens - 1 > m["cap"] or pos + n_tokens - 1 > m["max_pos"]:
         raise ShapeError(f"decode: {n_tokens} tokens do not fit the cache ({m['cap']}) or the model's window "

@@ -323,3 +323,16 @@ def test_bench_l2m_cli(tmp_path, capsys):
     assert all(r["ms"] > 0 and r["speedup_vs_torch"] > 0 for r in res["rows"])
     assert main(["bench", "l2m", "--l2m", str(folder), "--seconds", "0"]) != 0
     assert "--seconds must be positive" in capsys.readouterr().err
+
+
+def test_backend_choice_dtype_and_large_seeds():
+    m = tiny_model()
+    for seed in (2 ** 63, 2 ** 64 - 1):
+        for backend in ("kernel", "torch"):
+            assert m.generate("a faint smile", frames=6, sample=SampleConfig(seed=seed), backend=backend).shape == (1, 6)
+    with pytest.raises(FaceLangError, match="backend"):
+        m.generate("a faint smile", frames=6, backend="cuda")
+    m.modules.to(torch.float64)          # not what the kernel reads: "auto" falls back to the torch loop
+    assert m.generate("a faint smile", frames=6).shape == (1, 6)
+    with pytest.raises(FaceLangError, match="float32"):
+        m.generate("a faint smile", frames=6, backend="kernel")

@@ -145,7 +145,10 @@ class TextToMotion:
             raise FaceLangError(f"backend must be 'auto', 'kernel' or 'torch', got {backend!r}")
         if backend == "kernel" and dev.type != "cpu":
             raise FaceLangError("the decoding kernel runs on the CPU; use backend='torch' for a CUDA model")
-        use_kernel = backend == "kernel" or (backend == "auto" and dev.type == "cpu")
+        if backend == "kernel" and self.net.head.weight.dtype != torch.float32:
+            raise FaceLangError("the decoding kernel runs float32 models; use backend='torch'")
+        use_kernel = backend == "kernel" or (backend == "auto" and dev.type == "cpu"
+                                             and self.net.head.weight.dtype == torch.float32)
         was_training = self.modules.training
         self.modules.eval()
         try:
@@ -160,13 +163,14 @@ class TextToMotion:
             rows = len(P)
             lbin = length_bin(n, self.fps, net.cfg.length_bins).expand(rows).to(dev)
             gen = torch.Generator(device="cpu").manual_seed(int(sample.seed))
-            rng_state = torch.tensor([int(sample.seed)], dtype=torch.int64)      # the kernel's stream
+            seed64 = int(sample.seed) & (2 ** 64 - 1)                            # the kernel's stream (uint64 bits)
+            rng_state = torch.tensor([seed64 - 2 ** 64 if seed64 >= 2 ** 63 else seed64], dtype=torch.int64)
             weights = net.decode_weights() if use_kernel else None
             row_emb = net.length(lbin).float().contiguous() if use_kernel else None   # (rows, D)
             W = net.cfg.max_frames
             out: list[torch.Tensor] = []
             while len(out) < n:
-                keep = out[-(W // 2 - 1):] if out else []
+                keep = out[-(W // 2 - 1):] if out and W // 2 > 1 else []
                 ids = torch.full((rows, 1 + len(keep)), net.bos, dtype=torch.long, device=dev)
                 if keep:
                     ids[:, 1:] = torch.stack(keep, 1).repeat(rows // B, 1)
