@@ -329,7 +329,8 @@ def test_backend_choice_dtype_and_large_seeds():
     m = tiny_model()
     for seed in (2 ** 63, 2 ** 64 - 1):
         for backend in ("kernel", "torch"):
-            assert m.generate("a faint smile", frames=6, sample=SampleConfig(seed=seed), backend=backend).shape == (1, 6)
+            toks = m.generate("a faint smile", frames=6, sample=SampleConfig(seed=seed), backend=backend)
+            assert toks.shape == (1, 6)
     with pytest.raises(FaceLangError, match="backend"):
         m.generate("a faint smile", frames=6, backend="cuda")
     m.modules.to(torch.float64)          # not what the kernel reads: "auto" falls back to the torch loop
