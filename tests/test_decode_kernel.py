@@ -69,7 +69,7 @@ def test_step_matches_torch(D, H, layers, R, masked):
 
 def _loop_twin(net, logits, caches, keys, lbin, B, n, cfg):
     """Greedy decoding in torch, the way TextToMotion.generate's torch backend does it."""
-    out, R, pos = [], logits.shape[0], None
+    out, R = [], logits.shape[0]
     n_past = caches[0].n
     pos = n_past - keys.shape[1] + net.cfg.max_frames    # motion position of the next input
     for _ in range(n):

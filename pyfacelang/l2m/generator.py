@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import _kernels
 from ..errors import FaceLangError, ModelFileError, ShapeError, TokenizerMismatchError
 from ..m2l.gpt import KVCache
 from .config import MotionGPTConfig, SampleConfig
@@ -181,7 +182,6 @@ class TextToMotion:
                 keys = torch.cat([pm, torch.ones(rows, W, dtype=torch.bool, device=dev)], 1)   # (rows, L + W)
                 pad_free = bool(pm.all())   # no masked prefix key: steps need no mask at all
                 if use_kernel:
-                    from .. import _kernels
                     take = min(n - len(out), W - pos + 1)
                     toks = _kernels.decode(
                         weights, [(c.k, c.v) for c in caches], logits, B=B, n_tokens=take, n_past=caches[0].n,
