@@ -23,9 +23,10 @@ def cmd_synth(args, emit) -> int:
     from .corpus.build import build_synthetic
     from .corpus.synth import SynthConfig
 
-    if args.clips <= 0 or not 1 <= args.fps <= 240 or args.shard_size <= 0:
-        raise FaceLangError("--clips and --shard-size must be positive and --fps within 1-240")
-    cfg = SynthConfig(clips=args.clips, fps=float(args.fps), seconds=_seconds_range(args.seconds), seed=args.seed)
+    if args.clips <= 0 or not 1 <= args.fps <= 240 or args.shard_size <= 0 or not 0 <= args.prelude <= 1:
+        raise FaceLangError("--clips and --shard-size must be positive, --fps within 1-240 and --prelude within 0-1")
+    cfg = SynthConfig(clips=args.clips, fps=float(args.fps), seconds=_seconds_range(args.seconds), seed=args.seed,
+                      prelude=args.prelude)
     t0 = time.perf_counter()
     out = build_synthetic(args.output, cfg, workers=args.workers, shard_size=args.shard_size,
                           progress=sys.stderr.isatty())
@@ -133,6 +134,9 @@ def add_parsers(sub, emit) -> None:
     s.add_argument("--fps", type=float, default=25.0)
     s.add_argument("--seconds", default="4-6", help="clip length range, e.g. 4-6")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--prelude", type=float, default=0.0,
+                   help="share of rising clips with actions that open with an action before the emotion "
+                        "(the text-to-motion preset corpus uses 0.35)")
     s.add_argument("--workers", type=int, default=0, help="processes (0: all cores)")
     s.add_argument("--shard-size", type=int, default=1000, help="clips per shard")
     s.add_argument("-o", "--output", required=True, help="corpus folder")

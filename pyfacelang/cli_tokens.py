@@ -42,7 +42,9 @@ def corpus_or_build(corpus, output, cfg) -> str:
         print(f"no --corpus: building the preset's synthetic corpus ({cfg.corpus_clips} clips, seed "
               f"{cfg.corpus_seed}) in {corpus}")
         seconds = tuple(getattr(cfg, "corpus_seconds", SynthConfig.seconds))
-        build_synthetic(corpus, SynthConfig(clips=cfg.corpus_clips, seed=cfg.corpus_seed, seconds=seconds),
+        prelude = float(getattr(cfg, "corpus_prelude", 0.0))
+        build_synthetic(corpus, SynthConfig(clips=cfg.corpus_clips, seed=cfg.corpus_seed, seconds=seconds,
+                                            prelude=prelude),
                         log=lambda *a: None)
     elif not Path(corpus).is_dir():
         raise FaceLangError(f"--corpus {corpus} is not a folder")
@@ -178,7 +180,8 @@ def add_parsers(sub) -> None:
     t.add_argument("--corpus", help="corpus folder (default: build the preset's synthetic corpus in OUT/corpus)")
     t.add_argument("-o", "--output", required=True, help="output model folder (rerun to resume)")
     t.add_argument("--preset", help="training recipe. tokenizer: default (shipped), baseline (coefficient space), "
-                                    "tiny. m2l: default (shipped built-in), hf (with --base), tiny")
+                                    "tiny. m2l: default (shipped built-in), hf (with --base), tiny. l2m: default "
+                                    "(shipped), global (baseline), short (also short prompts; not shipped), tiny")
     t.add_argument("--steps", type=_positive, help="override the preset's optimiser steps")
     t.add_argument("--codebook-size", type=_positive, help="tokenizer: override the preset's codebook size")
     t.add_argument("--threads", type=_positive, help="torch threads (default: all cores)")

@@ -64,6 +64,55 @@ def test_clip_content_and_determinism():
     assert params[-1, k] > 0.1
 
 
+def test_prelude_actions_and_short_prompts():
+    """Some rising clips start with an action on the neutral face before the
+    emotion sets in; captions and short prompts name events in time order,
+    and the prompts use the vocabulary's nouns and intensity adjectives."""
+    v = load_vocabulary()
+    cfg = SynthConfig(clips=300, seed=11, prelude=0.35)
+    seen = 0
+    for plan in plan_corpus(cfg):
+        params, _, meta = generate_clip(plan, cfg)
+        lab, prompts = meta["labels"], meta["prompts"]
+        assert 1 <= len(prompts) <= 3 and all(p and p == p.strip() for p in prompts)
+        pre = [a for a in lab["actions"] if lab["rising"] and a["start"] < lab["onset"]]
+        if not pre:
+            continue
+        seen += 1
+        nouns = [("an " + n[2:]) if n.startswith("a ") and n[2] in "aeiou" else n
+                 for n in v.data["actions"][pre[0]["word"]]["nouns"]]
+        assert all(any(p.startswith(n) for n in nouns) for p in prompts), (nouns, prompts)
+        assert lab["emotion"] in meta["caption"] and meta["caption"].index(lab["emotion"]) > 0
+        # the emotion's recipe is still near rest while the prelude action is at its peak
+        rec = v.arkit_vector(v.data["emotion_groups"][lab["emotion_group"]]["arkit"])
+        act = v.arkit_vector(v.data["actions"][pre[0]["word"]]["arkit"])
+        only_emo = (rec > 0.2) & (act == 0)
+        if only_emo.any():
+            i0 = int(round(lab["onset"] * cfg.fps))
+            assert params[:max(1, i0), :52][:, only_emo].max() < 0.25, pre[0]
+    assert 15 <= seen <= 90, seen
+
+
+def test_short_prompt_wording():
+    from pyfacelang.corpus.captions import short_prompts
+    v = load_vocabulary()
+    rng = np.random.default_rng(0)
+    lab = {"emotion": "joyful", "emotion_group": "joy", "intensity": 1, "intensity_word": "faintly", "rising": False,
+           "onset": 0.0, "speed": None, "actions": [], "head": None}
+    texts = {t for _ in range(30) for t in short_prompts(lab, v, rng)}
+    assert any("smile" in t for t in texts) and any("faint" in t for t in texts)
+    lab5 = dict(lab, intensity=5, intensity_word="extremely")
+    texts5 = {t for _ in range(30) for t in short_prompts(lab5, v, rng)}
+    adj1, adj5 = v.data["intensity_adjectives"]["1"], v.data["intensity_adjectives"]["5"]
+    assert not any(a in t for t in texts5 for a in adj1 if a not in adj5)
+    lab_seq = dict(lab5, emotion="surprised", emotion_group="surprise", rising=True, onset=2.0,
+                   actions=[{"word": "grin", "start": 0.3, "end": 1.9}, {"word": "jaw drop", "start": 2.3, "end": 3.0}])
+    texts = [t for _ in range(30) for t in short_prompts(lab_seq, v, rng)]
+    assert all(t.startswith(("a grin", "a smile", "a big smile")) and t.endswith(("jaw drop", "dropped jaw"))
+               for t in texts), texts
+    assert any(t.startswith("a smile") and "surprised jaw drop" in t for t in texts)
+
+
 def test_kill_and_rerun_completes_exactly(tmp_path):
     """Kill the generator mid-run (SIGKILL), run the same command again: the
     corpus ends complete, with no duplicate, missing or corrupt clip, equal to

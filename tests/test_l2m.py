@@ -116,13 +116,32 @@ def test_builtin_encoder_unknown_words():
 
 
 # ------------------------------------------------------------ training
+def test_prompt_mix():
+    """Examples take the caption, a paraphrase or a short prompt in the
+    configured shares; a clip without short prompts falls back to the others."""
+    from types import SimpleNamespace
+
+    from pyfacelang.l2m.train import PromptSampler
+    cfg = dataclasses.replace(PRESETS["tiny"], short_prompt=PRESETS["short"].short_prompt,
+                              paraphrase=PRESETS["short"].paraphrase)
+    items = [SimpleNamespace(caption="The person looks faintly joyful.", paraphrases=["Someone is faintly joyful."],
+                             prompts=["a faint smile"], tokens=np.zeros(20, np.int64))]
+    texts = PromptSampler(items, cfg, seed=0, n_codes=8).batch(4000)[0]
+    share = {t: texts.count(t) / len(texts) for t in set(texts)}
+    assert abs(share["a faint smile"] - cfg.short_prompt) < 0.03
+    assert abs(share["Someone is faintly joyful."] - cfg.paraphrase) < 0.03
+    items[0].prompts = []
+    texts = PromptSampler(items, cfg, seed=0, n_codes=8).batch(2000)[0]
+    assert "a faint smile" not in texts and texts.count("Someone is faintly joyful.") > 0.3 * len(texts)
+
+
 @pytest.mark.parametrize("corrupt", [0.0, 0.5, 1.0])
 def test_input_corruption_keeps_targets(corrupt):
     from types import SimpleNamespace
 
     from pyfacelang.l2m.train import PromptSampler
     rng = np.random.default_rng(0)
-    items = [SimpleNamespace(caption=f"clip {i}", paraphrases=[], tokens=rng.integers(0, 50, n))
+    items = [SimpleNamespace(caption=f"clip {i}", paraphrases=[], prompts=[], tokens=rng.integers(0, 50, n))
              for i, n in enumerate([30, 40, 80])]
     cfg = dataclasses.replace(PRESETS["tiny"], corrupt=corrupt)
     sampler = PromptSampler(items, cfg, seed=1, n_codes=50)

@@ -45,15 +45,17 @@ def test_intensity_word_scales_the_smile(generate, faint, broad):
     assert hi > 2 * lo and hi - lo > 0.15, (faint, lo, broad, hi)
 
 
-@pytest.mark.xfail(strict=True, reason="'smile' is not an emotion word of the corpus vocabulary; the built-in "
-                                       "encoder does not map 'an extremely broad smile' to strong joy yet")
+@pytest.mark.xfail(strict=True, reason="'smile' is not an emotion word of the captions: held smile 0.17 vs 0.19 "
+                                       "(the unshipped 'short' preset, trained on short prompts, reaches 0.27 vs "
+                                       "0.49, still short of the factor 2 asked)")
 def test_faint_vs_broad_smile_issue_wording(generate):
     lo, hi = held_smile(generate("a faint smile")), held_smile(generate("an extremely broad smile"))
     assert hi > 2 * lo and hi - lo > 0.15, (lo, hi)
 
 
-@pytest.mark.xfail(strict=True, reason="short timed actions (winks) are not generated: the model holds the "
-                                       "expression but rarely starts an event")
+@pytest.mark.xfail(strict=True, reason="the shipped tokenizer does not keep a wink's asymmetry: a corpus left wink "
+                                       "(eyeBlinkLeft - eyeBlinkRight up to 0.91) decodes at 0.02, both eyes "
+                                       "closing, so no model on these tokens can wink one eye")
 def test_left_wink_closes_the_left_eye(generate):
     ms = generate("The person winks with the left eye.")
     left_minus_right = np.mean([(weight(m, "eyeBlinkLeft") - weight(m, "eyeBlinkRight")).max() for m in ms])

@@ -17,6 +17,8 @@ RISING = ("starts neutral, then {speed}becomes {int} {emo}", "at first looks neu
 STEADY = ("looks {int} {emo}", "appears {int} {emo}", "seems {int} {emo}", "has a {int} {emo} expression",
           "is {int} {emo} throughout")
 SEQUENCE = ("then", "and then", "after that", "and")
+PRELUDE = ("{act}, then {speed}becomes {int} {emo}", "first {act}, then {speed}becomes {int} {emo}",
+           "{act} and then {speed}becomes {int} {emo}")
 
 
 def _gerund(phrase: str) -> str:
@@ -62,11 +64,17 @@ def render(labels: dict, vocab: Vocabulary, rng, emotion_word: str | None = None
     intensity = labels["intensity_word"]
     speed = labels.get("speed")
     speed_txt = f"{speed} " if speed else ""
-    tmpl = (RISING if labels["rising"] else STEADY)[rng.integers(5)]
-    first = tmpl.format(int=intensity, emo=emo, speed=speed_txt)
+    pre = [a for a in labels["actions"] if labels["rising"] and a["start"] < labels["onset"]]
+    if pre:   # an action on the neutral face before the emotion sets in
+        act, w = _action_phrase(pre[0], d, int(rng.integers(2)))
+        words += w
+        first = PRELUDE[int(rng.integers(len(PRELUDE)))].format(act=act, int=intensity, emo=emo, speed=speed_txt)
+    else:
+        tmpl = (RISING if labels["rising"] else STEADY)[rng.integers(5)]
+        first = tmpl.format(int=intensity, emo=emo, speed=speed_txt)
     words += [w for w in ("starts", "at first", "breaks into", "gradually becomes", "settles into") if w in first]
     parts = [first]
-    events = [("a", a) for a in labels["actions"]]
+    events = [("a", a) for a in labels["actions"] if a not in pre]
     if labels["head"]:
         events.append(("h", labels["head"]))
     events.sort(key=lambda e: e[1]["start"])
@@ -120,3 +128,68 @@ def caption_and_paraphrases(labels: dict, vocab: Vocabulary, rng, n: int = 3) ->
         if text not in paras:
             paras.append(text)
     return caption, paras, sorted(set(words))
+
+
+def _an(text: str) -> str:
+    return re.sub(r"\b([Aa]) ([aeiouAEIOU])", r"\1n \2", text)
+
+
+def short_prompts(labels: dict, vocab: Vocabulary, rng, n: int = 3) -> list:
+    """Short prompts of the kind people type into `animate`, in the clip's
+    event order: "a faint smile", "a smile, then a strongly surprised jaw
+    drop", "neutral, then a slow look of fear, then a nod". Nouns and
+    adjectives come from the vocabulary file. Text-to-motion trains on them
+    next to the captions (the captioner does not)."""
+    d = vocab.data
+    rec = d["emotion_groups"][labels["emotion_group"]]
+    level = str(labels["intensity"])
+    speed = labels.get("speed")
+    speed_adj = d["tempo"][speed].get("adjective") if speed else None
+    pre = [a for a in labels["actions"] if labels["rising"] and a["start"] < labels["onset"]]
+    rest = [a for a in labels["actions"] if a not in pre]
+    def pick(rec: dict) -> str:
+        return rec["nouns"][int(rng.integers(len(rec["nouns"])))]
+
+    out = []
+    for _ in range(n * 4):
+        events = [(a["start"], pick(d["actions"][a["word"]])) for a in rest]
+        if labels["head"]:
+            events.append((labels["head"]["start"], pick(d["head_motions"][labels["head"]["word"]])))
+        events.sort(key=lambda e: e[0])
+        adj = d["intensity_adjectives"][level]
+        adj = adj[int(rng.integers(len(adj)))]
+        form = int(rng.integers(4))
+        if form == 0 and rec.get("nouns"):          # "a faint smile"
+            nouns = rec["nouns"]
+            emo = f"a {adj} {nouns[int(rng.integers(len(nouns)))]}"
+        elif form == 1:                             # "an extremely joyful face"
+            what = ("face", "look", "expression")[int(rng.integers(3))]
+            emo = f"a {labels['intensity_word']} {labels['emotion']} {what}"
+        elif form == 2:                             # "extremely joyful"
+            emo = f"{labels['intensity_word']} {labels['emotion']}"
+        else:                                       # "a broad joyful look"
+            emo = f"a {adj} {labels['emotion']} look"
+        if speed_adj and emo.startswith("a ") and rng.random() < 0.7:
+            emo = f"a {speed_adj} " + emo[2:]          # "a slow faint smile"
+        tail = list(events)
+        if tail and emo.startswith("a ") and tail[0][0] - labels["onset"] < 1.2 and rng.random() < 0.5:
+            # the emotion and its first action as one phrase: "a surprised jaw drop"
+            noun = tail.pop(0)[1]
+            article, _, body = noun.partition(" ")
+            if article == "a":
+                emo = f"a {labels['intensity_word']} {labels['emotion']} {body}" if rng.random() < 0.5 else \
+                      f"a {labels['emotion']} {body}"
+            else:
+                tail.insert(0, (0.0, noun))
+        parts = [pick(d["actions"][a["word"]]) for a in pre]
+        if labels["rising"] and not pre and rng.random() < 0.3:
+            parts.append("neutral")
+        parts.append(emo)
+        parts += [noun for _, noun in tail]
+        joiner = (", then ", ", then ", ", and then ", " and ")[int(rng.integers(4))]
+        text = _an(joiner.join(parts))
+        if text not in out:
+            out.append(text)
+        if len(out) == n:
+            break
+    return out

@@ -16,7 +16,7 @@ from .config import L2MTrainConfig
 
 class PromptSampler:
     """Random (prompt, face tokens, unconditional?, corrupted input tokens)
-    examples: the caption or one of its paraphrases; `cond_drop` of them with
+    examples: the caption, one of its paraphrases or one of its short prompts; `cond_drop` of them with
     the text dropped; inputs with up to `corrupt` of their tokens replaced by
     random codes (None when `corrupt` is 0)."""
 
@@ -29,8 +29,10 @@ class PromptSampler:
         texts, seqs = [], []
         for i in r.integers(0, len(self.items), n):
             it = self.items[i]
-            text = it.caption
-            if it.paraphrases and r.random() < self.cfg.paraphrase:
+            text, u = it.caption, r.random()
+            if it.prompts and u < self.cfg.short_prompt:
+                text = it.prompts[int(r.integers(len(it.prompts)))]
+            elif it.paraphrases and u < self.cfg.short_prompt + self.cfg.paraphrase:
                 text = it.paraphrases[int(r.integers(len(it.paraphrases)))]
             toks = it.tokens
             if len(toks) > W:   # longer than the model's window: a random crop
@@ -56,8 +58,10 @@ class PromptSampler:
         self.rng.bit_generator.state = state
 
 
-def corpus_texts(items) -> list[str]:
-    return [t for it in items for t in [it.caption, *it.paraphrases]]
+def corpus_texts(items, short_prompts: bool = False) -> list[str]:
+    """The texts the built-in encoder's BPE learns from: captions and
+    paraphrases, and the short prompts when training uses them."""
+    return [t for it in items for t in [it.caption, *it.paraphrases, *(it.prompts if short_prompts else [])]]
 
 
 def _make_model(encoder: str, cfg: L2MTrainConfig, items, meta: dict, out: Path):
@@ -66,7 +70,7 @@ def _make_model(encoder: str, cfg: L2MTrainConfig, items, meta: dict, out: Path)
     if encoder == "builtin" and (out / "text_tokenizer.json").exists():   # resume: the BPE learnt at the start
         enc = BuiltinTextEncoder.load(out, {"config": cfg.encoder.to_dict()})
     else:
-        enc = make_text_encoder(encoder, cfg.encoder, corpus_texts(items))
+        enc = make_text_encoder(encoder, cfg.encoder, corpus_texts(items, cfg.short_prompt > 0))
         enc.save_files(out)
     return TextToMotion.create(cfg.model, enc, meta)
 

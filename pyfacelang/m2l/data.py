@@ -3,7 +3,7 @@
 the sampler that turns items into instruction examples."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -21,6 +21,7 @@ class Item:
     labels: dict
     fps: float
     motion: np.ndarray | None = None   # (T, 55) the clip's own motion rows (when asked for)
+    prompts: list = field(default_factory=list)   # short user-style prompts (text-to-motion trains on them)
 
 
 def _tokens_of(tokenizer, motions: list[np.ndarray]) -> list[np.ndarray]:
@@ -55,7 +56,7 @@ def corpus_items(corpus, split: str, tokenizer, limit: int | None = None, keep_m
         raise FaceLangError(f"corpus '{corpus}' has no captioned '{split}' clips")
     fps = float(c.config.get("fps", 25.0))
     return [Item(t, m["caption"], list(m.get("paraphrases", [])), m["labels"], float(m.get("fps", fps)),
-                 mo if keep_motion else None)
+                 mo if keep_motion else None, list(m.get("prompts", [])))
             for t, m, mo in zip(_tokens_of(tokenizer, motions), metas, motions)]
 
 
@@ -72,7 +73,8 @@ def synthetic_items(seed: int, clips: int, tokenizer, seconds: tuple | None = No
         params, _, meta = generate_clip(p, cfg, vocab)
         motions.append(params.astype(np.float16).astype(np.float32))   # stored precision, as in a corpus
         metas.append(meta)
-    return [Item(t, m["caption"], m["paraphrases"], m["labels"], cfg.fps, mo if keep_motion else None)
+    return [Item(t, m["caption"], m["paraphrases"], m["labels"], cfg.fps, mo if keep_motion else None,
+                 list(m.get("prompts", [])))
             for t, m, mo in zip(_tokens_of(tokenizer, motions), metas, motions)]
 
 
