@@ -21,6 +21,12 @@ PRELUDE = ("{act}, then {speed}becomes {int} {emo}", "first {act}, then {speed}b
            "{act} and then {speed}becomes {int} {emo}")
 
 
+def prelude_actions(labels: dict) -> list:
+    """The actions played on the neutral face before a rising emotion's onset
+    (SynthConfig.prelude); empty for other clips."""
+    return [a for a in labels["actions"] if labels["rising"] and a["start"] < labels["onset"]]
+
+
 def _gerund(phrase: str) -> str:
     """'tilts the head to the left' -> 'tilting the head to the left';
     'briefly winks' -> 'briefly winking'; 'lets the jaw fall' -> 'letting ...'."""
@@ -64,7 +70,7 @@ def render(labels: dict, vocab: Vocabulary, rng, emotion_word: str | None = None
     intensity = labels["intensity_word"]
     speed = labels.get("speed")
     speed_txt = f"{speed} " if speed else ""
-    pre = [a for a in labels["actions"] if labels["rising"] and a["start"] < labels["onset"]]
+    pre = prelude_actions(labels)
     if pre:   # an action on the neutral face before the emotion sets in
         act, w = _action_phrase(pre[0], d, int(rng.integers(2)))
         words += w
@@ -145,10 +151,11 @@ def short_prompts(labels: dict, vocab: Vocabulary, rng, n: int = 3) -> list:
     level = str(labels["intensity"])
     speed = labels.get("speed")
     speed_adj = d["tempo"][speed].get("adjective") if speed else None
-    pre = [a for a in labels["actions"] if labels["rising"] and a["start"] < labels["onset"]]
+    pre = prelude_actions(labels)
     rest = [a for a in labels["actions"] if a not in pre]
-    def pick(rec: dict) -> str:
-        return rec["nouns"][int(rng.integers(len(rec["nouns"])))]
+
+    def pick(entry: dict, key: str = "nouns") -> str:
+        return entry[key][int(rng.integers(len(entry[key])))]
 
     out = []
     for _ in range(n * 4):
@@ -156,12 +163,10 @@ def short_prompts(labels: dict, vocab: Vocabulary, rng, n: int = 3) -> list:
         if labels["head"]:
             events.append((labels["head"]["start"], pick(d["head_motions"][labels["head"]["word"]])))
         events.sort(key=lambda e: e[0])
-        adj = d["intensity_adjectives"][level]
-        adj = adj[int(rng.integers(len(adj)))]
+        adj = pick(d["intensity_adjectives"], level)
         form = int(rng.integers(4))
-        if form == 0 and rec.get("nouns"):          # "a faint smile"
-            nouns = rec["nouns"]
-            emo = f"a {adj} {nouns[int(rng.integers(len(nouns)))]}"
+        if form == 0:                               # "a faint smile"
+            emo = f"a {adj} {pick(rec)}"
         elif form == 1:                             # "an extremely joyful face"
             what = ("face", "look", "expression")[int(rng.integers(3))]
             emo = f"a {labels['intensity_word']} {labels['emotion']} {what}"
@@ -171,16 +176,13 @@ def short_prompts(labels: dict, vocab: Vocabulary, rng, n: int = 3) -> list:
             emo = f"a {adj} {labels['emotion']} look"
         if speed_adj and emo.startswith("a ") and rng.random() < 0.7:
             emo = f"a {speed_adj} " + emo[2:]          # "a slow faint smile"
-        tail = list(events)
-        if tail and emo.startswith("a ") and tail[0][0] - labels["onset"] < 1.2 and rng.random() < 0.5:
+        tail = events                               # rebuilt every pass: safe to pop
+        if (tail and emo.startswith("a ") and tail[0][1].startswith("a ")
+                and tail[0][0] - labels["onset"] < 1.2 and rng.random() < 0.5):
             # the emotion and its first action as one phrase: "a surprised jaw drop"
-            noun = tail.pop(0)[1]
-            article, _, body = noun.partition(" ")
-            if article == "a":
-                emo = f"a {labels['intensity_word']} {labels['emotion']} {body}" if rng.random() < 0.5 else \
-                      f"a {labels['emotion']} {body}"
-            else:
-                tail.insert(0, (0.0, noun))
+            body = tail.pop(0)[1][2:]
+            qualifier = f"{labels['intensity_word']} " if rng.random() < 0.5 else ""
+            emo = f"a {qualifier}{labels['emotion']} {body}"
         parts = [pick(d["actions"][a["word"]]) for a in pre]
         if labels["rising"] and not pre and rng.random() < 0.3:
             parts.append("neutral")

@@ -16,9 +16,10 @@ from .config import L2MTrainConfig
 
 class PromptSampler:
     """Random (prompt, face tokens, unconditional?, corrupted input tokens)
-    examples: the caption, one of its paraphrases or one of its short prompts; `cond_drop` of them with
-    the text dropped; inputs with up to `corrupt` of their tokens replaced by
-    random codes (None when `corrupt` is 0)."""
+    examples: the caption, one of its paraphrases or one of its short
+    prompts; `cond_drop` of them with the text dropped; inputs with up to
+    `corrupt` of their tokens replaced by random codes (None when `corrupt`
+    is 0)."""
 
     def __init__(self, items, cfg: L2MTrainConfig, seed: int, n_codes: int):
         self.items, self.cfg, self.n_codes = items, cfg, n_codes
