@@ -93,8 +93,11 @@ def cmd_animate(args) -> int:
     if not args.text.strip():
         raise FaceLangError("animate: the prompt is empty")
     sample = sample_config(args)
-    anim = text_to_motion(args.text, args.seconds, model=args.model, tokenizer=args.tokenizer, sample=sample)
+    anim = text_to_motion(args.text, args.seconds, model=args.model, tokenizer=args.tokenizer, sample=sample,
+                          split=args.split)
     tokens, motion, fps = anim.tokens, anim.motion, anim.fps
+    if len(anim.segments) > 1:
+        print("in parts: " + "; ".join(f"{start / fps:.1f} s '{part}'" for part, start in anim.segments))
     arrays = anim.param_arrays()
     written = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -139,7 +142,7 @@ def cmd_eval_l2m(args, emit) -> int:
         items = synthetic_items(args.seed, args.clips, tok, seconds=seconds, keep_motion=True)
         source = f"{len(items)} fresh synthetic clips (seed {args.seed})"
     print(f"eval l2m on {source}: {sum(len(i.tokens) for i in items)} frames")
-    figures = eval_l2m(models, evaluator, tok, items, SampleConfig())
+    figures = eval_l2m(models, evaluator, tok, items, SampleConfig(), sequences=args.sequences)
     print(format_table(figures))
     emit(figures, args.json)
     return 0
@@ -174,6 +177,8 @@ def add_eval_options(e) -> None:
     g.add_argument("--l2m", help="l2m: prefix motion model folder (default: shipped)")
     g.add_argument("--l2m-global", help="l2m: global-embedding baseline folder (default: shipped)")
     g.add_argument("--no-global", action="store_true", help="l2m: skip the baseline")
+    g.add_argument("--sequences", type=int, default=100,
+                   help="l2m: two-part prompts ('A, then B') to score as Seq2 (default 100; 0: none)")
     g.add_argument("--evaluator", help="l2m: motion evaluator folder (default: shipped; `train l2m-eval`)")
 
 
@@ -191,5 +196,7 @@ def add_parsers(sub) -> None:
     a.add_argument("--temperature", type=float, default=None, help="sampling temperature (0: greedy; default 1.0)")
     a.add_argument("--cfg-scale", type=float, default=None, help="classifier-free guidance (1: none; default 3.0)")
     a.add_argument("--seed", type=int, default=0, help="sampling seed (same seed, same motion)")
+    a.add_argument("--no-split", dest="split", action="store_false",
+                   help='condition every frame on the whole prompt (default: "X, then Y" is generated part by part)')
     a.add_argument("--size", type=int, default=384, help="--render: frame size in pixels")
     a.set_defaults(func=cmd_animate)

@@ -158,7 +158,8 @@ def cmd_avatar(args) -> int:
     if not args.vmc and not args.ws:
         args.vmc = "127.0.0.1:39539"
     sample = sample_config(args)
-    anim = text_to_motion(args.text, args.seconds, model=args.model, tokenizer=args.tokenizer, sample=sample)
+    anim = text_to_motion(args.text, args.seconds, model=args.model, tokenizer=args.tokenizer, sample=sample,
+                          split=args.split)
     sinks: list = []
     stop = threading.Event()
     print(f"avatar: '{args.text}' -> {len(anim.tokens)} frames at {anim.fps:g} fps"
@@ -242,6 +243,7 @@ def add_parsers(sub) -> None:
     av.add_argument("--temperature", type=float, default=None, help="as in animate")
     av.add_argument("--cfg-scale", type=float, default=None, help="as in animate")
     av.add_argument("--seed", type=int, default=0)
+    av.add_argument("--no-split", dest="split", action="store_false", help="as in animate")
     av.set_defaults(func=cmd_avatar)
 
     de = sub.add_parser("demo", help="the whole system on a sample it makes itself (or --source 0: the webcam)")

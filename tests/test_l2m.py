@@ -13,6 +13,7 @@ from pyfacelang.cli import main
 from pyfacelang.errors import FaceLangError, ModelFileError, ShapeError, TokenizerMismatchError
 from pyfacelang.face.arkit import ARKIT_52
 from pyfacelang.l2m import TextToMotion
+from pyfacelang.l2m.animate import compose, split_segments
 from pyfacelang.l2m.config import PRESETS, MotionGPTConfig, SampleConfig, TextEncoderConfig
 from pyfacelang.l2m.encoders import BuiltinTextEncoder
 from pyfacelang.l2m.evaluate import frechet, r_precision
@@ -93,6 +94,65 @@ def test_sampling_seed_topk_and_sliding_window(backend):
     assert (m.generate("a faint smile", frames=130, sample=SampleConfig(temperature=0.0), backend=other)
             == gen(130, temperature=0.0)).all()
     assert m.frames(2.0) == 50
+
+
+@pytest.mark.parametrize("backend", ["kernel", "torch"])
+@pytest.mark.parametrize("frames,cut", [(12, 5), (90, 30), (90, 1)])
+def test_prime_continues_the_same_motion(backend, frames, cut):
+    """Tokens given as `prime` are read exactly as if the model had made
+    them: greedy decoding from a prefix of its own output gives the rest
+    (also across window slides, max_frames 40)."""
+    m = tiny_model(max_frames=40)
+    greedy = SampleConfig(temperature=0.0)
+    full = m.generate("nods slowly", frames=frames, sample=greedy, backend=backend)
+    rest = m.generate("nods slowly", frames=frames - cut, sample=greedy, backend=backend, prime=full[:, :cut])
+    assert rest.shape == (1, frames - cut) and (rest == full[:, cut:]).all()
+
+
+def test_prime_errors():
+    m = tiny_model()
+    with pytest.raises(ShapeError, match="prime"):
+        m.generate("a faint smile", frames=4, prime=np.zeros(3, np.int64))
+    with pytest.raises(ShapeError, match="prime"):
+        m.generate(["a", "b"], frames=4, prime=np.zeros((1, 3), np.int64))
+    with pytest.raises(FaceLangError, match="outside"):
+        m.generate("a faint smile", frames=4, prime=np.array([[1, 50]]))
+    assert m.generate("a faint smile", frames=4, prime=np.zeros((1, 0), np.int64)).shape == (1, 4)
+
+
+@pytest.mark.parametrize("text,parts", [
+    ("a slow smile, then a surprised jaw drop", ["a slow smile", "a surprised jaw drop"]),
+    ("A woman smiles. Then she frowns.", ["A woman smiles", "she frowns."]),
+    ("happy then sad and then angry; after that, calm", ["happy", "sad", "angry", "calm"]),
+    ("a smile followed by a scowl", ["a smile", "a scowl"]),
+    # actions after the one emotion stay with it, as in the corpus captions
+    ("The face first grins, then becomes very surprised, then drops the jaw.",
+     ["The face first grins", "becomes very surprised, then drops the jaw."]),
+    ("smile and then frown; after that, nod", ["smile", "frown; after that, nod"]),
+    ("The speaker seems clearly sad, then pulls the mouth to the left.",
+     ["The speaker seems clearly sad, then pulls the mouth to the left."]),
+    ("The speaker starts neutral, then becomes barely uneasy, after that glances to the right.",
+     ["The speaker starts neutral, then becomes barely uneasy, after that glances to the right."]),
+    ("nods, then smiles", ["nods, then smiles"]),
+    ("a happy face", ["a happy face"]),
+    ("athena at the thenar, then sad", ["athena at the thenar, then sad"]),
+    ("then smile", ["then smile"]),
+])
+def test_split_segments(text, parts):
+    assert split_segments(text) == parts
+
+
+def test_compose_generates_parts_in_order():
+    m = tiny_model(max_frames=40)
+    s = SampleConfig(seed=4)
+    tokens, segs = compose(m, ["a faint smile", "nods slowly", "winks with the left eye"], 61, s)
+    assert tokens.shape == (61,) and [b for _, b in segs] == [0, 20, 41]
+    # each part is the model's continuation of the parts before it, under its own words and seed
+    first = m.generate("a faint smile", frames=20, sample=s)
+    second = m.generate("nods slowly", frames=21, sample=dataclasses.replace(s, seed=5), prime=first)
+    assert (tokens[:20] == first[0]).all() and (tokens[20:41] == second[0]).all()
+    with pytest.raises(FaceLangError, match="3 parts"):
+        compose(m, ["a", "b", "c"], 2, s)
 
 
 @pytest.mark.parametrize("bad", ["", "   "])
@@ -275,6 +335,33 @@ def test_glb_roundtrip(tmp_path):
 
 
 # ----------------------------------------------------------- evaluation
+def test_sequence_pairs_and_scores():
+    from types import SimpleNamespace
+
+    from pyfacelang.corpus.vocab import load_vocabulary
+    from pyfacelang.l2m.evaluate import SEQ_FRAMES, sequence_pairs, sequence_scores
+    vocab = load_vocabulary()
+    items = [SimpleNamespace(caption=c, labels={"emotion": e}) for c, e in [
+        ("The face becomes happy.", "happy"), ("A man looks angry.", "angry"),
+        ("The face grins, then frowns.", "sad"), ("She looks delighted.", "delighted")]]
+    pairs = sequence_pairs(items, vocab, 30)
+    assert len(pairs) == 30
+    for a, b, ga, gb in pairs:   # one-part captions of two different emotion groups, end stop dropped
+        assert ga != gb and "then" not in a + b and not a.endswith(".")
+        assert {ga, gb} == {"joy", "anger"}
+    seen = []
+
+    class Judge:   # names joy on every first half and anger on every second
+        def classify(self, motions):
+            seen.extend(len(m) for m in motions)
+            return ["joy", "anger"]
+    tok = SimpleNamespace(decode=lambda t: np.zeros((len(t), 55), np.float32))
+    got = sequence_scores(tiny_model(max_frames=40), Judge(), tok,
+                          [("a", "b", "joy", "anger"), ("a", "b", "anger", "joy")], SampleConfig())
+    assert got == {"Seq2": 0.5, "Seq2_whole": 0.5} and seen == [SEQ_FRAMES // 2] * 8
+    assert sequence_scores(None, Judge(), tok, [], SampleConfig()) == {}
+
+
 def test_frechet_and_r_precision():
     rng = np.random.default_rng(0)
     a = rng.normal(size=(400, 6))
@@ -310,6 +397,7 @@ def test_animate_and_eval_cli(tmp_path, tiny_corpus, shipped_tokenizer, capsys):
     npz, csv, glb = tmp_path / "a.npz", tmp_path / "a.csv", tmp_path / "a.glb"
     main(["animate", "a slow smile, then a surprised jaw drop", "--seconds", "1.2", "--model", str(out),
           "-o", str(npz), "--arkit", str(csv), "--gltf", str(glb)])
+    assert "in parts: 0.0 s 'a slow smile'; 0.6 s 'a surprised jaw drop'" in capsys.readouterr().out
     z = np.load(npz)
     assert z["params"].shape[0] == 30 and z["tokens"].shape == (30,) and str(z["tokenizer_sha256"]) == \
         shipped_tokenizer.sha256
@@ -321,10 +409,10 @@ def test_animate_and_eval_cli(tmp_path, tiny_corpus, shipped_tokenizer, capsys):
     main(["train", "l2m-eval", "--corpus", str(tiny_corpus), "--preset", "tiny", "-o", str(ev), "-q"])
     capsys.readouterr()
     main(["eval", "l2m", "--l2m", str(out), "--l2m-global", str(glob), "--evaluator", str(ev), "--clips", "6",
-          "--seed", "5"])
+          "--seed", "5", "--sequences", "3"])
     figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     for name in ("prefix", "global"):
-        assert set(figures[name]) >= {"L2", "FD", "R@1", "R@3", "CorE", "Tok", "ms_10s"}
+        assert set(figures[name]) >= {"L2", "FD", "R@1", "R@3", "CorE", "Tok", "ms_10s", "Seq2", "Seq2_whole"}
         assert 0 <= figures[name]["Tok"] <= 1 and figures[name]["L2"] > 0
     assert figures["real"]["CorE"] >= 0
 

@@ -280,6 +280,8 @@ def test_demo_command(tmp_path, capsys):
     s = json.loads((out / "summary.json").read_text())
     assert s["live"]["with_face"] >= 0.9 * s["live"]["frames"] and s["live"]["captions"]
     assert s["avatar"]["frames"] == 50
+    assert [p["start"] for p in s["avatar"]["parts"]] == [0.0, 1.0]      # the demo prompt's smile, then surprise
+    assert "in parts:         0.0 s 'a slow smile'; 1.0 s 'a surprised jaw drop'" in text
     for f in ("input.mp4", "demo.mp4", "events.jsonl", "avatar.mp4", "avatar.glb", "avatar.csv"):
         assert (out / f).stat().st_size > 0, f
     assert "caption" in text and "demo done" in text

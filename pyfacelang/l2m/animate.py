@@ -2,7 +2,10 @@
 `avatar` and the demo."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -16,6 +19,9 @@ class Animation:
     motion: np.ndarray         # (T, 55) float32: 52 ARKit weights + head rotation vector (rad)
     fps: float
     tokenizer_sha256: str
+    # The prompt's parts, generated one after the other ("a smile, then a
+    # frown"), each with its first frame: [(text, start_frame), ...].
+    segments: list = field(default_factory=list)
 
     def param_arrays(self) -> dict:
         """The arrays of a parameter file (`track`'s format plus the tokens and
@@ -31,9 +37,86 @@ class Animation:
                 "tokenizer_sha256": np.array(self.tokenizer_sha256)}
 
 
-def text_to_motion(text: str, seconds: float, *, model=None, tokenizer=None, sample=None) -> Animation:
+# Words that order events in a prompt: "X, then Y", "X. After that, Y",
+# "X followed by Y". A leading "and" or punctuation goes with them.
+_THEN = re.compile(r"(?:\s*[,;.!]\s*|\s+)(?:and\s+)?(?:then|after\s+that|afterwards|followed\s+by)\b[\s,]*",
+                   re.IGNORECASE)
+# Words for a whole facial expression that are not themselves emotion
+# adjectives, as they lead the vocabulary's emotion nouns ("look of fear").
+_GENERIC_NOUNS = {"look", "face", "stare", "of", "a", "an", "the"}
+
+
+@lru_cache(maxsize=1)
+def _emotion_pattern() -> re.Pattern:
+    """Words that name an emotion, from the vocabulary file: its emotion
+    adjectives and group names exactly, and the head words of its emotion
+    nouns in any inflection (smile, smiles, smiling; frown; wince; glare)."""
+    from ..corpus.vocab import load_vocabulary
+    data = load_vocabulary().data
+    exact = {*data["emotions"], *data["emotion_groups"]}
+    stems = {w.rstrip("e") for g in data["emotion_groups"].values() for noun in g.get("nouns", [])
+             for w in noun.lower().split()[-1:] if w not in _GENERIC_NOUNS}
+    alts = [re.escape(w) for w in sorted(exact, key=len, reverse=True)] + \
+        [re.escape(st) + r"\w*" for st in sorted(stems, key=len, reverse=True)]
+    return re.compile(r"\b(?:" + "|".join(alts) + r")\b", re.IGNORECASE)
+
+
+def split_segments(text: str) -> list[str]:
+    """A prompt's emotions in time order, one part each: "a slow smile, then
+    a surprised jaw drop" -> ["a slow smile", "a surprised jaw drop"].
+
+    The prompt is cut at "then"-like words, and a cut is kept only where the
+    part after it names an emotion and the part before it already does
+    (`_emotion_pattern`). The models learn from clips of one emotion whose
+    actions follow it ("looks sad, then pulls the mouth left"): such a prompt
+    stays whole, so only a second emotion starts a new part."""
+    text = text.strip()
+    emotional = _emotion_pattern()
+    cuts = list(_THEN.finditer(text))
+    bounds = [0, *[x for m in cuts for x in (m.start(), m.end())], len(text)]
+    pieces = [text[a:b] for a, b in zip(bounds[::2], bounds[1::2])]    # the text between the cuts
+    kept, start, named = [], 0, bool(emotional.search(pieces[0]))
+    for i, m in enumerate(cuts):
+        after = pieces[i + 1]
+        if not after.strip(" .!,;"):
+            continue
+        if named and emotional.search(after) and text[start:m.start()].strip(" .!,;"):
+            kept.append((start, m.start()))
+            start = m.end()
+        named = named or bool(emotional.search(after))
+    if not kept:
+        return [text]
+    kept.append((start, len(text)))
+    return [text[a:b].strip(" \t\n,;") for a, b in kept]
+
+
+def compose(t2m, segments: list[str], frames: int, sample) -> tuple[np.ndarray, list]:
+    """Generate the parts one after the other in equal shares of `frames`;
+    each part continues from the tokens before it (they are its context), so
+    the face moves from one to the next instead of cutting.
+    -> (frames,) int64 tokens, [(part, start frame), ...]."""
+    if frames < len(segments):
+        raise FaceLangError(f"{frames} frames cannot hold the prompt's {len(segments)} parts "
+                            f"({'; '.join(segments)}): ask for more seconds")
+    bounds = np.linspace(0, frames, len(segments) + 1).round().astype(int)
+    done = np.zeros((1, 0), np.int64)                                    # (1, frames so far)
+    for i, part in enumerate(segments):
+        s = dataclasses.replace(sample, seed=sample.seed + i)
+        toks = t2m.generate([part], frames=int(bounds[i + 1] - bounds[i]), sample=s, prime=done)
+        done = np.concatenate([done, toks], 1)
+    return done[0], [(p, int(b)) for p, b in zip(segments, bounds)]
+
+
+def text_to_motion(text: str, seconds: float, *, model=None, tokenizer=None, sample=None,
+                   split: bool = True) -> Animation:
     """Generate `seconds` of motion for `text`. model / tokenizer: objects or
-    folders (None: the shipped ones); they must belong together."""
+    folders (None: the shipped ones); they must belong together.
+
+    split: a prompt that names emotions in time order ("X, then Y",
+    `split_segments`) is generated part by part (`compose`), in equal shares
+    of the time. The models learn from clips of one emotion, so they do not
+    turn one prompt into two emotions in a row by themselves (eval l2m: Seq2
+    vs Seq2_whole). False: the whole prompt conditions every frame."""
     from ..tokens.tokenizer import FaceTokenizer
     from .config import SampleConfig
     from .generator import TextToMotion
@@ -45,5 +128,10 @@ def text_to_motion(text: str, seconds: float, *, model=None, tokenizer=None, sam
     where = ("the shipped tokenizer" if tokenizer is None else
              "the given tokenizer" if isinstance(tokenizer, FaceTokenizer) else f"the tokenizer {tokenizer}")
     t2m.check_tokenizer(tok.sha256, where)
-    tokens = t2m.generate([text], seconds, sample=sample or SampleConfig())[0]
-    return Animation(text, tokens.astype(np.int32), tok.decode(tokens), t2m.fps, tok.sha256)
+    sample = sample or SampleConfig()
+    parts = split_segments(text) if split else [text.strip()]
+    if len(parts) > 1:
+        tokens, segments = compose(t2m, parts, t2m.frames(seconds), sample)
+    else:
+        tokens, segments = t2m.generate([text], seconds, sample=sample)[0], [(text.strip(), 0)]
+    return Animation(text, tokens.astype(np.int32), tok.decode(tokens), t2m.fps, tok.sha256, segments)

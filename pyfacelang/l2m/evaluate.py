@@ -8,6 +8,12 @@ between evaluator features of generated and true motion), `R@1`/`R@3`
 space), `CorE` (the evaluator's emotion classifier on the generated motion
 vs the clip's label), `Tok` (teacher-forced next-token accuracy) and
 `ms_10s` (median time to generate 10 s of tokens on this CPU).
+
+Two-part prompts ("<caption A>, then <caption B>" of two test clips with
+different emotion groups, 8 s): `Seq2` is the share where the evaluator's
+classifier names A's emotion on the first half and B's on the second, as
+`animate` generates them (part by part, `compose`); `Seq2_whole` conditions
+every frame on the whole prompt.
 """
 from __future__ import annotations
 
@@ -20,6 +26,7 @@ from .bench import generation_ms
 from .config import SampleConfig
 
 R_POOL = 32
+SEQ_FRAMES = 200   # two-part prompts: 8 s at 25 fps, 4 s a part
 
 
 def frechet(a: np.ndarray, b: np.ndarray) -> float:
@@ -58,8 +65,44 @@ def judge(evaluator, motions, texts, groups_true) -> dict:
     return {"feat": feats, "R@1": r1, "R@3": r3, "CorE": float(np.mean([p == g for p, g in zip(pred, groups_true)]))}
 
 
-def eval_l2m(models: dict, evaluator, tokenizer, items, sample: SampleConfig = SampleConfig(), log=print) -> dict:
-    """models: name -> TextToMotion; items: test items with `motion`. -> figures per model (and 'real')."""
+def sequence_pairs(items, vocab, n: int, seed: int = 0) -> list[tuple[str, str, str, str]]:
+    """Up to `n` (caption A, caption B, group A, group B) of test clips with
+    different emotion groups, captions that are one part each."""
+    from .animate import split_segments
+    pool = [(it.caption.strip().rstrip("."), vocab.emotion_group(it.labels["emotion"])) for it in items
+            if len(split_segments(it.caption)) == 1]
+    rng = np.random.default_rng(seed)
+    pairs = []
+    for _ in range(20 * n):
+        if len(pairs) == n or len(pool) < 2:
+            break
+        a, b = rng.choice(len(pool), 2, replace=False)
+        if pool[a][1] != pool[b][1]:
+            pairs.append((pool[a][0], pool[b][0], pool[a][1], pool[b][1]))
+    return pairs
+
+
+def sequence_scores(model, evaluator, tokenizer, pairs, sample: SampleConfig) -> dict:
+    """`Seq2` (composed, as animate does) and `Seq2_whole` over two-part prompts."""
+    from .animate import compose
+    if not pairs:
+        return {}
+    hits = {"Seq2": [], "Seq2_whole": []}
+    for i, (a, b, ga, gb) in enumerate(pairs):
+        s = dataclasses.replace(sample, seed=sample.seed + i)
+        whole = model.generate([f"{a}, then {b[:1].lower()}{b[1:]}"], frames=SEQ_FRAMES, sample=s)[0]
+        parts, _ = compose(model, [a, b], SEQ_FRAMES, s)
+        for name, toks in (("Seq2_whole", whole), ("Seq2", parts)):
+            m = tokenizer.decode(toks)
+            first, second = evaluator.classify([m[: SEQ_FRAMES // 2], m[SEQ_FRAMES // 2:]])
+            hits[name].append(first == ga and second == gb)
+    return {k: float(np.mean(v)) for k, v in hits.items()}
+
+
+def eval_l2m(models: dict, evaluator, tokenizer, items, sample: SampleConfig = SampleConfig(), log=print,
+             sequences: int = 0) -> dict:
+    """models: name -> TextToMotion; items: test items with `motion`. -> figures per model (and 'real').
+    sequences: how many two-part prompts to score (`Seq2`; 0: none)."""
     from ..corpus.vocab import load_vocabulary
     from .evaluator import decoded_motion
     vocab = load_vocabulary()
@@ -67,6 +110,7 @@ def eval_l2m(models: dict, evaluator, tokenizer, items, sample: SampleConfig = S
     truth = [it.motion for it in items]
     groups = [vocab.emotion_group(it.labels["emotion"]) for it in items]
     real = judge(evaluator, truth, texts, groups)
+    pairs = sequence_pairs(items, vocab, sequences)
     recon = decoded_motion(tokenizer, items)
     rec = judge(evaluator, recon, texts, groups)
     figures = {"real": {"R@1": real["R@1"], "R@3": real["R@3"], "CorE": real["CorE"]},
@@ -93,13 +137,14 @@ def eval_l2m(models: dict, evaluator, tokenizer, items, sample: SampleConfig = S
             "FD": frechet(j["feat"], real["feat"]), "R@1": j["R@1"], "R@3": j["R@3"], "CorE": j["CorE"],
             "Tok": float(np.mean(tok_acc)), "ms_10s": generation_ms(model, sample=sample),
             "ms_10s_unguided": generation_ms(model, sample=dataclasses.replace(sample, cfg_scale=1.0)),
+            **sequence_scores(model, evaluator, tokenizer, pairs, sample),
         }
         log(f"  {name}: generated {len(items)} clips in {gen_s:.1f} s")
     return figures
 
 
 def format_table(figures: dict) -> str:
-    cols = ["L2", "FD", "R@1", "R@3", "CorE", "Tok", "ms_10s", "ms_10s_unguided"]
+    cols = ["L2", "FD", "R@1", "R@3", "CorE", "Tok", "Seq2", "Seq2_whole", "ms_10s", "ms_10s_unguided"]
     lines = [f"{'':14s}" + "".join(f"{c:>16s}" for c in cols)]
     for name, f in figures.items():
         lines.append(f"{name:14s}" + "".join(f"{f[c]:16.3f}" if c in f else f"{'-':>16s}" for c in cols))

@@ -122,7 +122,7 @@ class TextToMotion:
 
     @torch.inference_mode()
     def generate(self, texts, seconds: float | None = None, *, frames: int | None = None,
-                 sample: SampleConfig = SampleConfig(), backend: str = "auto") -> np.ndarray:
+                 sample: SampleConfig = SampleConfig(), backend: str = "auto", prime=None) -> np.ndarray:
         """Prompts -> (B, frames) int64 face tokens at the model's fps.
         Top-k / temperature sampling (temperature 0: greedy), optional
         classifier-free guidance, a KV cache; beyond `max_frames` the window
@@ -133,13 +133,30 @@ class TextToMotion:
         "auto" picks the kernel on the CPU. The prompt's forward pass is torch
         either way. Both draw from their own random stream seeded by
         `sample.seed`, so a seed gives the same motion on one backend, not
-        across them (greedy decoding agrees)."""
+        across them (greedy decoding agrees).
+
+        prime: (B, P) tokens that the motion continues from (the end of the
+        previous segment of a composed prompt, see `animate.compose`). They
+        are read as already-generated context, not returned; the length the
+        model is told is P + frames. A prime shorter than `max_frames` is
+        all context, so the tokens that follow are those the model would
+        have made after producing the prime itself."""
         if isinstance(texts, str):
             texts = [texts]
         if not texts or not all(isinstance(t, str) and t.strip() for t in texts):
             raise FaceLangError("a prompt must be non-empty text")
         n = frames if frames is not None else self.frames(seconds)
         net, dev, B = self.net, self.device, len(texts)
+        out: list[torch.Tensor] = []
+        if prime is not None:
+            prime = np.asarray(prime)
+            if prime.ndim != 2 or prime.shape[0] != B:
+                raise ShapeError(f"prime must be (B={B}, P) face tokens, got shape {prime.shape}")
+            if prime.size and (prime.min() < 0 or prime.max() >= self.codebook_size):
+                raise FaceLangError(f"prime holds token ids outside [0, {self.codebook_size})")
+            out = list(torch.as_tensor(prime.astype(np.int64), device=dev).unbind(1))
+        n_prime = len(out)
+        n += n_prime
         if sample.top_k < 0 or sample.temperature < 0 or sample.cfg_scale < 0:
             raise FaceLangError("top_k, temperature and cfg_scale must be >= 0")
         if backend not in ("auto", "kernel", "torch"):
@@ -169,9 +186,11 @@ class TextToMotion:
             weights = net.decode_weights() if use_kernel else None
             row_emb = net.length(lbin).float().contiguous() if use_kernel else None   # (rows, D)
             W = net.cfg.max_frames
-            out: list[torch.Tensor] = []
             while len(out) < n:
-                keep = out[-(W // 2 - 1):] if out and W // 2 > 1 else []
+                if len(out) == n_prime and n_prime < W:   # a prime that fits: all of it is context
+                    keep = out
+                else:
+                    keep = out[-(W // 2 - 1):] if out and W // 2 > 1 else []
                 ids = torch.full((rows, 1 + len(keep)), net.bos, dtype=torch.long, device=dev)
                 if keep:
                     ids[:, 1:] = torch.stack(keep, 1).repeat(rows // B, 1)
@@ -198,7 +217,7 @@ class TextToMotion:
                     k = None if pad_free else keys[:, : L + pos + 1]
                     logits = net.step(nxt.repeat(rows // B)[:, None], pos, lbin, k, caches)
                     pos += 1
-            return torch.stack(out, 1).cpu().numpy()
+            return torch.stack(out[n_prime:], 1).cpu().numpy()
         finally:
             self.modules.train(was_training)
 

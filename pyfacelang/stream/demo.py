@@ -119,6 +119,7 @@ def run_demo(out_dir="demo_out", source=None, prompt: str = DEMO_PROMPT, seconds
     write_glb(str(out / "avatar.glb"), _rig(), anim.motion, anim.fps)
     write_arkit_csv(str(out / "avatar.csv"), anim.motion, anim.fps)
     summary["avatar"] = {"prompt": prompt, "frames": len(anim.tokens), "fps": anim.fps,
+                         "parts": [{"text": t, "start": round(f / anim.fps, 2)} for t, f in anim.segments],
                          "files": [str(out / f) for f in ("avatar.mp4", "avatar.glb", "avatar.csv", "avatar.npz")]}
     summary["seconds"] = round(time.perf_counter() - t_start, 1)
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
@@ -149,6 +150,8 @@ def format_summary(s: dict) -> str:
         lines.append(f"  caption {c['start']:4.1f}-{c['end']:4.1f}s: {c['caption']}")
     a = s["avatar"]
     lines.append(f"  text -> motion:   \"{a['prompt']}\" -> {a['frames']} frames at {a['fps']:g} fps")
+    if len(a.get("parts", [])) > 1:
+        lines.append("  in parts:         " + "; ".join(f"{p['start']:.1f} s '{p['text']}'" for p in a["parts"]))
     lines.append(f"  videos:           {lv['video']} (input | fit, tokens, captions), {a['files'][0]}")
     lines.append(f"  avatar files:     {a['files'][1]} (glTF), {a['files'][2]} (ARKit CSV)")
     return "\n".join(lines)
