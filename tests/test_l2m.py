@@ -97,7 +97,7 @@ def test_sampling_seed_topk_and_sliding_window(backend):
 
 
 @pytest.mark.parametrize("backend", ["kernel", "torch"])
-@pytest.mark.parametrize("frames,cut", [(12, 5), (90, 30), (90, 1)])
+@pytest.mark.parametrize("frames,cut", [(12, 5), (90, 30), (90, 1), (90, 38)])
 def test_prime_continues_the_same_motion(backend, frames, cut):
     """Tokens given as `prime` are read exactly as if the model had made
     them: greedy decoding from a prefix of its own output gives the rest
@@ -109,6 +109,16 @@ def test_prime_continues_the_same_motion(backend, frames, cut):
     assert rest.shape == (1, frames - cut) and (rest == full[:, cut:]).all()
 
 
+@pytest.mark.parametrize("backend", ["kernel", "torch"])
+@pytest.mark.parametrize("cut", [39, 40, 41, 95])
+def test_prime_as_long_as_the_window(backend, cut):
+    """Primes at and past the window (max_frames 40) slide like generation does."""
+    m = tiny_model(max_frames=40)
+    prime = np.random.default_rng(0).integers(0, 50, (2, cut))
+    out = m.generate(["nods slowly", "a faint smile"], frames=7, backend=backend, prime=prime)
+    assert out.shape == (2, 7) and out.min() >= 0 and out.max() < 50
+
+
 def test_prime_errors():
     m = tiny_model()
     with pytest.raises(ShapeError, match="prime"):
@@ -117,6 +127,11 @@ def test_prime_errors():
         m.generate(["a", "b"], frames=4, prime=np.zeros((1, 3), np.int64))
     with pytest.raises(FaceLangError, match="outside"):
         m.generate("a faint smile", frames=4, prime=np.array([[1, 50]]))
+    with pytest.raises(FaceLangError, match="integer"):
+        m.generate("a faint smile", frames=4, prime=np.array([[1.5, 2.0]]))
+    for bad in (0, -3, 2.5):
+        with pytest.raises(FaceLangError, match="frames must be"):
+            m.generate("a faint smile", frames=bad)
     assert m.generate("a faint smile", frames=4, prime=np.zeros((1, 0), np.int64)).shape == (1, 4)
 
 
@@ -131,6 +146,11 @@ def test_prime_errors():
     ("smile and then frown; after that, nod", ["smile", "frown; after that, nod"]),
     ("The speaker seems clearly sad, then pulls the mouth to the left.",
      ["The speaker seems clearly sad, then pulls the mouth to the left."]),
+    ("The speaker looks very sad, then grins.", ["The speaker looks very sad, then grins."]),   # a grin is an action
+    ("a smile, then a grin", ["a smile, then a grin"]),
+    ("smile... then frown", ["smile", "frown"]),
+    ("Smile? Then frown!", ["Smile", "frown!"]),
+    ("a smile then. a frown", ["a smile", "a frown"]),
     ("The speaker starts neutral, then becomes barely uneasy, after that glances to the right.",
      ["The speaker starts neutral, then becomes barely uneasy, after that glances to the right."]),
     ("nods, then smiles", ["nods, then smiles"]),
@@ -343,12 +363,15 @@ def test_sequence_pairs_and_scores():
     vocab = load_vocabulary()
     items = [SimpleNamespace(caption=c, labels={"emotion": e}) for c, e in [
         ("The face becomes happy.", "happy"), ("A man looks angry.", "angry"),
-        ("The face grins, then frowns.", "sad"), ("She looks delighted.", "delighted")]]
+        ("The face looks sad, then grins.", "sad"), ("She looks delighted.", "delighted")]]
     pairs = sequence_pairs(items, vocab, 30)
     assert len(pairs) == 30
-    for a, b, ga, gb in pairs:   # one-part captions of two different emotion groups, end stop dropped
-        assert ga != gb and "then" not in a + b and not a.endswith(".")
-        assert {ga, gb} == {"joy", "anger"}
+    for prompt, parts, ga, gb in pairs:   # two captions of different emotion groups that animate cuts apart
+        assert ga != gb and len(parts) == 2 and prompt.startswith(parts[0] + ", then ")
+    assert {frozenset(p[2:]) for p in pairs} <= {frozenset(g) for g in (("joy", "anger"), ("sadness", "anger"),
+                                                                        ("joy", "sadness"))}
+    # "looks sad, then grins" stays one part (a grin is an action), wherever it stands
+    assert all(("The face looks sad, then grins" in p[1][0]) == p[0].startswith("The face looks sad") for p in pairs)
     seen = []
 
     class Judge:   # names joy on every first half and anger on every second
@@ -357,7 +380,8 @@ def test_sequence_pairs_and_scores():
             return ["joy", "anger"]
     tok = SimpleNamespace(decode=lambda t: np.zeros((len(t), 55), np.float32))
     got = sequence_scores(tiny_model(max_frames=40), Judge(), tok,
-                          [("a", "b", "joy", "anger"), ("a", "b", "anger", "joy")], SampleConfig())
+                          [("a, then b", ["a", "b"], "joy", "anger"), ("a, then b", ["a", "b"], "anger", "joy")],
+                          SampleConfig())
     assert got == {"Seq2": 0.5, "Seq2_whole": 0.5} and seen == [SEQ_FRAMES // 2] * 8
     assert sequence_scores(None, Judge(), tok, [], SampleConfig()) == {}
 

@@ -39,7 +39,7 @@ class Animation:
 
 # Words that order events in a prompt: "X, then Y", "X. After that, Y",
 # "X followed by Y". A leading "and" or punctuation goes with them.
-_THEN = re.compile(r"(?:\s*[,;.!]\s*|\s+)(?:and\s+)?(?:then|after\s+that|afterwards|followed\s+by)\b[\s,]*",
+_THEN = re.compile(r"(?:\s*[,;.!?]+\s*|\s+)(?:and\s+)?(?:then|after\s+that|afterwards|followed\s+by)\b[\s,]*",
                    re.IGNORECASE)
 # Words for a whole facial expression that are not themselves emotion
 # adjectives, as they lead the vocabulary's emotion nouns ("look of fear").
@@ -47,18 +47,29 @@ _GENERIC_NOUNS = {"look", "face", "stare", "of", "a", "an", "the"}
 
 
 @lru_cache(maxsize=1)
-def _emotion_pattern() -> re.Pattern:
-    """Words that name an emotion, from the vocabulary file: its emotion
-    adjectives and group names exactly, and the head words of its emotion
-    nouns in any inflection (smile, smiles, smiling; frown; wince; glare)."""
+def _emotion_patterns() -> tuple[re.Pattern, re.Pattern]:
+    """(only_emotion, any_emotion): words that name an emotion, from the
+    vocabulary file. only_emotion: its emotion adjectives and group names,
+    and the head words of its emotion nouns in any inflection (frown,
+    frowning; scowl; wince) that no action is also called. any_emotion adds
+    the head words actions share (smile: "gives a half smile"; grin)."""
     from ..corpus.vocab import load_vocabulary
     data = load_vocabulary().data
     exact = {*data["emotions"], *data["emotion_groups"]}
     stems = {w.rstrip("e") for g in data["emotion_groups"].values() for noun in g.get("nouns", [])
              for w in noun.lower().split()[-1:] if w not in _GENERIC_NOUNS}
-    alts = [re.escape(w) for w in sorted(exact, key=len, reverse=True)] + \
-        [re.escape(st) + r"\w*" for st in sorted(stems, key=len, reverse=True)]
-    return re.compile(r"\b(?:" + "|".join(alts) + r")\b", re.IGNORECASE)
+    actions = " ".join(p.lower() for rec in data["actions"].values() for p in [*rec["phrases"], *rec.get("nouns", [])])
+    shared = {st for st in stems if re.search(r"\b" + re.escape(st), actions)}
+
+    def pattern(words, word_stems):
+        alts = [re.escape(w) for w in sorted(words, key=len, reverse=True)] + \
+            [re.escape(st) + r"\w*" for st in sorted(word_stems, key=len, reverse=True)]
+        return re.compile(r"\b(?:" + "|".join(alts) + r")\b", re.IGNORECASE)
+    return pattern(exact, stems - shared), pattern(exact, stems)
+
+
+def _strip_part(part: str) -> str:
+    return part.strip(" \t\n,;").lstrip(".!? ")
 
 
 def split_segments(text: str) -> list[str]:
@@ -66,28 +77,27 @@ def split_segments(text: str) -> list[str]:
     a surprised jaw drop" -> ["a slow smile", "a surprised jaw drop"].
 
     The prompt is cut at "then"-like words, and a cut is kept only where the
-    part after it names an emotion and the part before it already does
-    (`_emotion_pattern`). The models learn from clips of one emotion whose
-    actions follow it ("looks sad, then pulls the mouth left"): such a prompt
-    stays whole, so only a second emotion starts a new part."""
+    text before it (back to the last cut kept) names an emotion and the part
+    after it names one that is not also an action (`_emotion_patterns`: "a
+    grin" and "a half smile" are corpus actions). The models learn from clips
+    of one emotion whose actions follow it ("looks sad, then grins"): such a
+    prompt stays whole, so only a new emotion starts a new part."""
     text = text.strip()
-    emotional = _emotion_pattern()
+    only_emotion, any_emotion = _emotion_patterns()
     cuts = list(_THEN.finditer(text))
     bounds = [0, *[x for m in cuts for x in (m.start(), m.end())], len(text)]
     pieces = [text[a:b] for a, b in zip(bounds[::2], bounds[1::2])]    # the text between the cuts
-    kept, start, named = [], 0, bool(emotional.search(pieces[0]))
+    kept, start = [], 0
     for i, m in enumerate(cuts):
-        after = pieces[i + 1]
-        if not after.strip(" .!,;"):
-            continue
-        if named and emotional.search(after) and text[start:m.start()].strip(" .!,;"):
+        before, after = text[start:m.start()], pieces[i + 1]
+        if _strip_part(before) and _strip_part(after).strip(".!?") and any_emotion.search(before) \
+                and only_emotion.search(after):
             kept.append((start, m.start()))
             start = m.end()
-        named = named or bool(emotional.search(after))
     if not kept:
         return [text]
     kept.append((start, len(text)))
-    return [text[a:b].strip(" \t\n,;") for a, b in kept]
+    return [_strip_part(text[a:b]) for a, b in kept]
 
 
 def compose(t2m, segments: list[str], frames: int, sample) -> tuple[np.ndarray, list]:

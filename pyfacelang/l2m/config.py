@@ -163,8 +163,8 @@ PRESETS = {
     "short": L2MTrainConfig(paraphrase=0.4, short_prompt=0.3, corpus_prelude=0.35),
     # Short prompts without prelude clips, to see which of the two costs
     # "short" its caption figures. Measured the same way (eval l2m, 1200
-    # steps): CorE 0.474, R@1 0.380, L2 0.551, FD 0.280, Seq2 0.110 (default
-    # 0.728 / 0.512 / 0.433 / 0.277 / 0.420): the short prompts cost it, not
+    # steps): CorE 0.474, R@1 0.380, L2 0.551, FD 0.280 (default 0.728 /
+    # 0.512 / 0.433 / 0.277): the short prompts cost it, not
     # the preludes. Likely cause: the vocabulary's action nouns also call a
     # half smile and a grin "a smile", brief actions on clips of any emotion,
     # so "a smile" trains toward a weak smile (0.07, "a happy smile" 0.44).

@@ -10,7 +10,8 @@ vs the clip's label), `Tok` (teacher-forced next-token accuracy) and
 `ms_10s` (median time to generate 10 s of tokens on this CPU).
 
 Two-part prompts ("<caption A>, then <caption B>" of two test clips with
-different emotion groups, 8 s): `Seq2` is the share where the evaluator's
+different emotion groups that `animate` cuts into those two captions, 8 s):
+`Seq2` is the share where the evaluator's
 classifier names A's emotion on the first half and B's on the second, as
 `animate` generates them (part by part, `compose`); `Seq2_whole` conditions
 every frame on the whole prompt.
@@ -65,34 +66,38 @@ def judge(evaluator, motions, texts, groups_true) -> dict:
     return {"feat": feats, "R@1": r1, "R@3": r3, "CorE": float(np.mean([p == g for p, g in zip(pred, groups_true)]))}
 
 
-def sequence_pairs(items, vocab, n: int, seed: int = 0) -> list[tuple[str, str, str, str]]:
-    """Up to `n` (caption A, caption B, group A, group B) of test clips with
-    different emotion groups, captions that are one part each."""
+def sequence_pairs(items, vocab, n: int, seed: int = 0) -> list[tuple[str, list[str], str, str]]:
+    """Up to `n` (prompt "<caption A>, then <caption B>", its parts, group A,
+    group B) of test clips with different emotion groups, kept only where
+    `split_segments` cuts the prompt into exactly those two captions (so the
+    score is of what `animate` does with it)."""
     from .animate import split_segments
-    pool = [(it.caption.strip().rstrip("."), vocab.emotion_group(it.labels["emotion"])) for it in items
-            if len(split_segments(it.caption)) == 1]
+    pool = [(it.caption.strip().rstrip("."), vocab.emotion_group(it.labels["emotion"])) for it in items]
     rng = np.random.default_rng(seed)
     pairs = []
     for _ in range(20 * n):
         if len(pairs) == n or len(pool) < 2:
             break
         a, b = rng.choice(len(pool), 2, replace=False)
-        if pool[a][1] != pool[b][1]:
-            pairs.append((pool[a][0], pool[b][0], pool[a][1], pool[b][1]))
+        (ca, ga), (cb, gb) = pool[a], pool[b]
+        prompt = f"{ca}, then {cb[:1].lower()}{cb[1:]}"
+        parts = split_segments(prompt)
+        if ga != gb and [p.rstrip(".").lower() for p in parts] == [ca.lower(), cb.lower()]:
+            pairs.append((prompt, parts, ga, gb))
     return pairs
 
 
 def sequence_scores(model, evaluator, tokenizer, pairs, sample: SampleConfig) -> dict:
-    """`Seq2` (composed, as animate does) and `Seq2_whole` over two-part prompts."""
+    """`Seq2` (in parts, as animate does) and `Seq2_whole` over two-part prompts."""
     from .animate import compose
     if not pairs:
         return {}
     hits = {"Seq2": [], "Seq2_whole": []}
-    for i, (a, b, ga, gb) in enumerate(pairs):
-        s = dataclasses.replace(sample, seed=sample.seed + i)
-        whole = model.generate([f"{a}, then {b[:1].lower()}{b[1:]}"], frames=SEQ_FRAMES, sample=s)[0]
-        parts, _ = compose(model, [a, b], SEQ_FRAMES, s)
-        for name, toks in (("Seq2_whole", whole), ("Seq2", parts)):
+    for i, (prompt, parts, ga, gb) in enumerate(pairs):
+        s = dataclasses.replace(sample, seed=sample.seed + 2 * i)     # compose uses seed and seed + 1
+        whole = model.generate([prompt], frames=SEQ_FRAMES, sample=s)[0]
+        composed, _ = compose(model, parts, SEQ_FRAMES, s)
+        for name, toks in (("Seq2_whole", whole), ("Seq2", composed)):
             m = tokenizer.decode(toks)
             first, second = evaluator.classify([m[: SEQ_FRAMES // 2], m[SEQ_FRAMES // 2:]])
             hits[name].append(first == ga and second == gb)

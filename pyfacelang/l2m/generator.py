@@ -138,20 +138,25 @@ class TextToMotion:
         prime: (B, P) tokens that the motion continues from (the end of the
         previous segment of a composed prompt, see `animate.compose`). They
         are read as already-generated context, not returned; the length the
-        model is told is P + frames. A prime shorter than `max_frames` is
-        all context, so the tokens that follow are those the model would
-        have made after producing the prime itself."""
+        model is told is P + frames. A prime shorter than `max_frames` - 1
+        is all context, so the tokens that follow are those the model would
+        have made after producing the prime itself; a longer one is cut to
+        its last half window, as the window slides."""
         if isinstance(texts, str):
             texts = [texts]
         if not texts or not all(isinstance(t, str) and t.strip() for t in texts):
             raise FaceLangError("a prompt must be non-empty text")
         n = frames if frames is not None else self.frames(seconds)
+        if not isinstance(n, (int, np.integer)) or n < 1:
+            raise FaceLangError(f"frames must be a positive whole number, got {n!r}")
         net, dev, B = self.net, self.device, len(texts)
         out: list[torch.Tensor] = []
         if prime is not None:
             prime = np.asarray(prime)
             if prime.ndim != 2 or prime.shape[0] != B:
                 raise ShapeError(f"prime must be (B={B}, P) face tokens, got shape {prime.shape}")
+            if prime.size and not np.issubdtype(prime.dtype, np.integer):
+                raise FaceLangError(f"prime must hold integer token ids, got {prime.dtype}")
             if prime.size and (prime.min() < 0 or prime.max() >= self.codebook_size):
                 raise FaceLangError(f"prime holds token ids outside [0, {self.codebook_size})")
             out = list(torch.as_tensor(prime.astype(np.int64), device=dev).unbind(1))
@@ -187,7 +192,7 @@ class TextToMotion:
             row_emb = net.length(lbin).float().contiguous() if use_kernel else None   # (rows, D)
             W = net.cfg.max_frames
             while len(out) < n:
-                if len(out) == n_prime and n_prime < W:   # a prime that fits: all of it is context
+                if len(out) == n_prime and n_prime < W - 1:   # a prime that fits: all of it is context
                     keep = out
                 else:
                     keep = out[-(W // 2 - 1):] if out and W // 2 > 1 else []
