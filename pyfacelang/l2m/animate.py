@@ -85,11 +85,10 @@ def split_segments(text: str) -> list[str]:
     text = text.strip()
     only_emotion, any_emotion = _emotion_patterns()
     cuts = list(_THEN.finditer(text))
-    bounds = [0, *[x for m in cuts for x in (m.start(), m.end())], len(text)]
-    pieces = [text[a:b] for a, b in zip(bounds[::2], bounds[1::2])]    # the text between the cuts
+    ends = [m.start() for m in cuts[1:]] + [len(text)]                  # where the text after each cut ends
     kept, start = [], 0
-    for i, m in enumerate(cuts):
-        before, after = text[start:m.start()], pieces[i + 1]
+    for m, end in zip(cuts, ends):
+        before, after = text[start:m.start()], text[m.end():end]
         if _strip_part(before) and _strip_part(after).strip(".!?") and any_emotion.search(before) \
                 and only_emotion.search(after):
             kept.append((start, m.start()))
@@ -140,8 +139,5 @@ def text_to_motion(text: str, seconds: float, *, model=None, tokenizer=None, sam
     t2m.check_tokenizer(tok.sha256, where)
     sample = sample or SampleConfig()
     parts = split_segments(text) if split else [text.strip()]
-    if len(parts) > 1:
-        tokens, segments = compose(t2m, parts, t2m.frames(seconds), sample)
-    else:
-        tokens, segments = t2m.generate([text], seconds, sample=sample)[0], [(text.strip(), 0)]
+    tokens, segments = compose(t2m, parts, t2m.frames(seconds), sample)
     return Animation(text, tokens.astype(np.int32), tok.decode(tokens), t2m.fps, tok.sha256, segments)
