@@ -108,9 +108,16 @@ def test_short_prompt_wording():
     lab_seq = dict(lab5, emotion="surprised", emotion_group="surprise", rising=True, onset=2.0,
                    actions=[{"word": "grin", "start": 0.3, "end": 1.9}, {"word": "jaw drop", "start": 2.3, "end": 3.0}])
     texts = [t for _ in range(30) for t in short_prompts(lab_seq, v, rng)]
-    assert all(t.startswith(("a grin", "a smile", "a big smile")) and t.endswith(("jaw drop", "dropped jaw"))
+    assert all(t.startswith(("a grin", "a quick grin")) and t.endswith(("jaw drop", "dropped jaw"))
                for t in texts), texts
-    assert any(t.startswith("a smile") and "surprised jaw drop" in t for t in texts)
+    assert any(t.startswith("a grin") and "surprised jaw drop" in t for t in texts)
+    # "a smile" is joy's own noun, never a passing action on another emotion
+    assert not any(n.endswith((" smile", " smiles")) and n not in ("a half smile", "a fleeting half smile")
+                   for a in v.data["actions"].values() for n in a["nouns"])
+    # the bare noun, with the tempo when the clip has one: "a slow smile"
+    lab_slow = dict(lab, intensity=3, intensity_word="clearly", speed="slowly")
+    texts = {t for _ in range(30) for t in short_prompts(lab_slow, v, rng)}
+    assert "a slow smile" in texts and "a smile" in texts, texts
 
 
 def test_kill_and_rerun_completes_exactly(tmp_path):

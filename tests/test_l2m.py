@@ -202,8 +202,8 @@ def test_prompt_mix():
     from types import SimpleNamespace
 
     from pyfacelang.l2m.train import PromptSampler
-    cfg = dataclasses.replace(PRESETS["tiny"], short_prompt=PRESETS["short"].short_prompt,
-                              paraphrase=PRESETS["short"].paraphrase)
+    cfg = dataclasses.replace(PRESETS["tiny"], short_prompt=PRESETS["default"].short_prompt,
+                              paraphrase=PRESETS["default"].paraphrase)
     items = [SimpleNamespace(caption="The person looks faintly joyful.", paraphrases=["Someone is faintly joyful."],
                              prompts=["a faint smile"], tokens=np.zeros(20, np.int64))]
     texts = PromptSampler(items, cfg, seed=0, n_codes=8).batch(4000)[0]

@@ -45,9 +45,6 @@ def test_intensity_word_scales_the_smile(generate, faint, broad):
     assert hi > 2 * lo and hi - lo > 0.15, (faint, lo, broad, hi)
 
 
-@pytest.mark.xfail(strict=True, reason="'smile' is not an emotion word of the captions: held smile 0.17 vs 0.19 "
-                                       "(the unshipped 'short' preset, trained on short prompts, reaches 0.27 vs "
-                                       "0.49, still short of the factor 2 asked)")
 def test_faint_vs_broad_smile_issue_wording(generate):
     lo, hi = held_smile(generate("a faint smile")), held_smile(generate("an extremely broad smile"))
     assert hi > 2 * lo and hi - lo > 0.15, (lo, hi)
@@ -99,9 +96,7 @@ def _halves(motions, *names) -> tuple[float, float]:
 
 @pytest.mark.parametrize("text", [
     "The face slowly becomes happy, then the face becomes very surprised and drops the jaw.",
-    pytest.param("a slow smile, then a surprised jaw drop", marks=pytest.mark.xfail(
-        strict=True, reason="the shipped model barely answers terse prompts: 'a slow smile' holds a smile of 0.11 "
-                            "('a happy smile' 0.64) and after it 'a surprised jaw drop' opens the jaw to 0.04")),
+    "a slow smile, then a surprised jaw drop",
 ])
 def test_smile_then_surprise_in_order(shipped_tokenizer, text):
     """A prompt of two emotions in time order gives them in that order (the

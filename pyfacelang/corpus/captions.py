@@ -142,8 +142,8 @@ def _an(text: str) -> str:
 
 def short_prompts(labels: dict, vocab: Vocabulary, rng, n: int = 3) -> list:
     """Short prompts of the kind people type into `animate`, in the clip's
-    event order: "a faint smile", "a smile, then a strongly surprised jaw
-    drop", "neutral, then a slow look of fear, then a nod". Nouns and
+    event order: "a faint smile", "a slow smile", "a grin, then a strongly
+    surprised jaw drop", "neutral, then a slow look of fear, then a nod". Nouns and
     adjectives come from the vocabulary file. Text-to-motion trains on them
     next to the captions (the captioner does not)."""
     d = vocab.data
@@ -164,9 +164,11 @@ def short_prompts(labels: dict, vocab: Vocabulary, rng, n: int = 3) -> list:
             events.append((labels["head"]["start"], pick(d["head_motions"][labels["head"]["word"]])))
         events.sort(key=lambda e: e[0])
         adj = pick(d["intensity_adjectives"], level)
-        form = int(rng.integers(4))
+        form = int(rng.integers(5))
         if form == 0:                               # "a faint smile"
             emo = f"a {adj} {pick(rec)}"
+        elif form == 4:                             # "a smile": the emotion's noun, no intensity
+            emo = f"a {pick(rec)}"
         elif form == 1:                             # "an extremely joyful face"
             what = ("face", "look", "expression")[int(rng.integers(3))]
             emo = f"a {labels['intensity_word']} {labels['emotion']} {what}"
