@@ -136,7 +136,7 @@ def add_parsers(sub, emit) -> None:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--prelude", type=float, default=0.0,
                    help="share of rising clips with actions that open with an action before the emotion "
-                        "(the text-to-motion preset corpus uses 0.35)")
+                        "(0 in every text-to-motion preset; see L2MTrainConfig.corpus_prelude)")
     s.add_argument("--workers", type=int, default=0, help="processes (0: all cores)")
     s.add_argument("--shard-size", type=int, default=1000, help="clips per shard")
     s.add_argument("-o", "--output", required=True, help="corpus folder")

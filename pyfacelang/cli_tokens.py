@@ -181,7 +181,9 @@ def add_parsers(sub) -> None:
     t.add_argument("-o", "--output", required=True, help="output model folder (rerun to resume)")
     t.add_argument("--preset", help="training recipe. tokenizer: default (shipped), baseline (coefficient space), "
                                     "tiny. m2l: default (shipped built-in), hf (with --base), tiny. l2m: default "
-                                    "(shipped), global (baseline), short (also short prompts; not shipped), tiny")
+                                    "(shipped; captions, paraphrases and short prompts), global (baseline), "
+                                    "captions (captions and paraphrases only, the earlier recipe), tiny, "
+                                    "tiny-global")
     t.add_argument("--steps", type=_positive, help="override the preset's optimiser steps")
     t.add_argument("--codebook-size", type=_positive, help="tokenizer: override the preset's codebook size")
     t.add_argument("--threads", type=_positive, help="torch threads (default: all cores)")
