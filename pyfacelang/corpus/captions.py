@@ -167,15 +167,15 @@ def short_prompts(labels: dict, vocab: Vocabulary, rng, n: int = 3) -> list:
         form = int(rng.integers(5))
         if form == 0:                               # "a faint smile"
             emo = f"a {adj} {pick(rec)}"
-        elif form == 4:                             # "a smile": the emotion's noun, no intensity
-            emo = f"a {pick(rec)}"
         elif form == 1:                             # "an extremely joyful face"
             what = ("face", "look", "expression")[int(rng.integers(3))]
             emo = f"a {labels['intensity_word']} {labels['emotion']} {what}"
         elif form == 2:                             # "extremely joyful"
             emo = f"{labels['intensity_word']} {labels['emotion']}"
-        else:                                       # "a broad joyful look"
+        elif form == 3:                             # "a broad joyful look"
             emo = f"a {adj} {labels['emotion']} look"
+        else:                                       # "a smile": the emotion's noun, no intensity
+            emo = f"a {pick(rec)}"
         if speed_adj and emo.startswith("a ") and rng.random() < 0.7:
             emo = f"a {speed_adj} " + emo[2:]          # "a slow faint smile"
         tail = events                               # rebuilt every pass: safe to pop

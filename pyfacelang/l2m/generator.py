@@ -166,12 +166,11 @@ class TextToMotion:
             raise FaceLangError("top_k, temperature and cfg_scale must be >= 0")
         if backend not in ("auto", "kernel", "torch"):
             raise FaceLangError(f"backend must be 'auto', 'kernel' or 'torch', got {backend!r}")
-        if backend == "kernel" and dev.type != "cpu":
-            raise FaceLangError("the decoding kernel runs on the CPU; use backend='torch' for a CUDA model")
-        if backend == "kernel" and self.net.head.weight.dtype != torch.float32:
-            raise FaceLangError("the decoding kernel runs float32 models; use backend='torch'")
-        use_kernel = backend == "kernel" or (backend == "auto" and dev.type == "cpu"
-                                             and self.net.head.weight.dtype == torch.float32)
+        kernel_ok = dev.type == "cpu" and self.net.head.weight.dtype == torch.float32
+        if backend == "kernel" and not kernel_ok:
+            raise FaceLangError(f"the decoding kernel runs float32 models on the CPU (this one: "
+                                f"{self.net.head.weight.dtype} on {dev.type}); use backend='torch'")
+        use_kernel = backend == "kernel" or (backend == "auto" and kernel_ok)
         was_training = self.modules.training
         self.modules.eval()
         try:
