@@ -36,6 +36,20 @@ def cmd_synth(args, emit) -> int:
     return 0
 
 
+def cmd_retrack(args, emit) -> int:
+    from .corpus.retrack import RetrackConfig, retrack_corpus
+
+    if args.clips <= 0 or args.size < 64:
+        raise FaceLangError("--clips must be positive and --size at least 64")
+    cfg = RetrackConfig(clips=args.clips, size=args.size, seed=args.seed, split=args.split)
+    t0 = time.perf_counter()
+    out = retrack_corpus(args.dir, args.output, cfg, workers=args.workers, progress=sys.stderr.isatty())
+    print(f"retracked corpus {args.output}: {out['clips']} clips ({out['retracked_now']} now, "
+          f"{out['face_lost']} left out: face lost) in {time.perf_counter() - t0:.1f} s")
+    emit(out, args.json)
+    return 0
+
+
 def _open(folder):
     from .corpus.store import Corpus
 
@@ -157,6 +171,19 @@ def add_parsers(sub, emit) -> None:
     g.add_argument("--clip-seconds", type=float, default=5.0, help="length of clips cut from uncaptioned spans")
     g.add_argument("-o", "--output", required=True)
     g.set_defaults(func=lambda a: cmd_ingest(a, emit))
+
+    r = cs.add_parser("retrack", help="render synthetic clips on the rig and track them back (the tracker's "
+                                      "reading of each labelled clip, for training captioners on video)")
+    r.add_argument("dir", help="a synthetic corpus folder")
+    r.add_argument("--clips", type=int, default=800, help="how many clips of the split (default 800, as train m2l)")
+    r.add_argument("--split", choices=("train", "test"), default="train",
+                   help="test: a held-out set for `eval m2l --corpus`")
+    r.add_argument("--size", type=int, default=256, help="rendered frame size in pixels")
+    r.add_argument("--seed", type=int, default=0, help="camera angles")
+    r.add_argument("--workers", type=int, default=0, help="processes (0: all cores)")
+    r.add_argument("--json", help="also write the summary to this file")
+    r.add_argument("-o", "--output", required=True, help="retracked corpus folder")
+    r.set_defaults(func=lambda a: cmd_retrack(a, emit))
 
     f = cs.add_parser("import-flame", help="(text, FLAME parameters) pairs -> clips (retargeted to the rig)")
     f.add_argument("files", nargs="+", help=".npz files with `text`, `params` (T, P_flame) and `fps`")

@@ -30,8 +30,11 @@ def cmd_train_m2l(args) -> int:
         raise FaceLangError(f"--base {base}: not a folder (give 'builtin' or a local Hugging Face model directory)")
     from .cli_tokens import corpus_or_build
     corpus = corpus_or_build(args.corpus, args.output, cfg)
+    retracked = getattr(args, "retracked", None)
+    if retracked and not Path(retracked).is_dir():
+        raise FaceLangError(f"--retracked {retracked}: not a folder (make one with `pyfacelang corpus retrack`)")
     s = train_m2l(corpus, args.output, cfg, base=base, tokenizer=args.tokenizer,
-                  progress=not args.quiet and sys.stderr.isatty(), preset=preset)
+                  progress=not args.quiet and sys.stderr.isatty(), preset=preset, retracked=retracked)
     print(f"wrote caption model {args.output} ({s['steps']} steps on {s['train_clips']} clips, {s['seconds']:.0f} s)")
     return 0
 
@@ -97,6 +100,8 @@ def add_train_options(t) -> None:
     g.add_argument("--base", help="m2l: 'builtin' (default) or a local Hugging Face causal LM folder")
     g.add_argument("--tokenizer", help="m2l, l2m: face tokenizer folder (default: the shipped one)")
     g.add_argument("--lora-rank", type=int, help="m2l with --base: LoRA rank (0 = fine-tune all weights)")
+    g.add_argument("--retracked", help="m2l: retracked corpus (`corpus retrack`) for the recipe's share of tracked "
+                                       "clips (default: built from --corpus into OUTPUT/retracked)")
 
 
 def add_eval_options(e) -> None:

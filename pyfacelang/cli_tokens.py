@@ -180,7 +180,8 @@ def add_parsers(sub) -> None:
     t.add_argument("--corpus", help="corpus folder (default: build the preset's synthetic corpus in OUT/corpus)")
     t.add_argument("-o", "--output", required=True, help="output model folder (rerun to resume)")
     t.add_argument("--preset", help="training recipe. tokenizer: default (shipped), baseline (coefficient space), "
-                                    "tiny. m2l: default (shipped built-in), hf (with --base), tiny. l2m: default "
+                                    "tiny. m2l: default (shipped built-in), retracked (30%% tracked renders, not "
+                                    "shipped), hf (with --base), tiny. l2m: default "
                                     "(shipped; captions, paraphrases and short prompts), global (baseline), "
                                     "captions (captions and paraphrases only, the earlier recipe), tiny, "
                                     "tiny-global")

@@ -82,8 +82,10 @@ class ExampleSampler:
     """Random (face tokens, prompt, answer) examples from items, following
     the recipe's task mix. Its state is a JSON-able dict for checkpoints."""
 
-    def __init__(self, items: list[Item], cfg: M2LTrainConfig, vocab, seed: int):
+    def __init__(self, items: list[Item], cfg: M2LTrainConfig, vocab, seed: int, retracked: list[Item] | None = None):
         self.items, self.cfg, self.vocab = items, cfg, vocab
+        # retracked items: drawn for a `cfg.retracked_share` of examples
+        self.retracked = retracked if retracked and cfg.retracked_share > 0 else None
         self.rng = np.random.default_rng(seed)
         self.tasks = [t for t, _ in cfg.task_mix]
         w = np.array([p for _, p in cfg.task_mix], float)
@@ -100,7 +102,12 @@ class ExampleSampler:
     def batch(self, n: int) -> list:
         pick = self.rng.integers(0, len(self.items), n)
         tasks = self.rng.choice(len(self.tasks), size=n, p=self.task_p)
-        return [self.example(self.items[i], self.tasks[t]) for i, t in zip(pick, tasks)]
+        items = [self.items[i] for i in pick]
+        if self.retracked is not None:
+            swap = self.rng.random(n) < self.cfg.retracked_share
+            other = self.rng.integers(0, len(self.retracked), n)
+            items = [self.retracked[o] if s else it for it, s, o in zip(items, swap, other)]
+        return [self.example(it, self.tasks[t]) for it, t in zip(items, tasks)]
 
     def state(self) -> dict:
         return self.rng.bit_generator.state
