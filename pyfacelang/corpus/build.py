@@ -58,25 +58,60 @@ def _complete(path: Path, expected: int) -> bool:
         return False
 
 
-def build_synthetic(folder, cfg: SynthConfig, *, workers: int = 0, shard_size: int = 1000, progress: bool = False,
-                    log=print) -> dict:
-    """Build (or finish building) a synthetic corpus in `folder`. Returns a summary."""
-    folder = Path(folder)
+def claim_folder(folder: Path, settings: dict) -> None:
+    """Make `folder` a corpus of these settings: write corpus.json, or check
+    that the one there matches (a rerun resumes; other settings are refused),
+    and remove shards left half-written by a run that died."""
     folder.mkdir(parents=True, exist_ok=True)
-    settings = _settings(cfg, shard_size)
     cfg_path = folder / "corpus.json"
     if cfg_path.exists():
         old = json.loads(cfg_path.read_text())
         if old != settings:
             diff = sorted(k for k in settings if old.get(k) != settings[k])
-            raise CorpusError(f"'{folder}' holds a corpus built with different settings ({', '.join(diff)}); "
-                              "use another folder")
+            raise CorpusError(f"'{folder}' holds a {settings.get('kind', '')} corpus built with different settings "
+                              f"({', '.join(diff)}); use another folder (or rerun with its other settings)")
     else:
         tmp = cfg_path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(settings, indent=1))
         os.replace(tmp, cfg_path)
     for stale in folder.glob(".shard_*.tmp"):  # a shard being written when the last run died
         stale.unlink()
+
+
+def run_shard_jobs(fn, jobs: list, workers: int, progress: bool, start: str = "fork") -> list:
+    """fn(job) for every job, on `workers` processes (0: all cores; started
+    with `start`), with a progress bar per finished shard. -> results."""
+    workers = max(1, min(workers or os.cpu_count() or 1, len(jobs) or 1))
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(jobs), unit="shard", leave=False)
+    out = []
+    if workers > 1:
+        import multiprocessing as mp
+
+        with mp.get_context(start).Pool(workers) as pool:
+            for r in pool.imap_unordered(fn, jobs):
+                out.append(r)
+                if bar:
+                    bar.update(1)
+    else:
+        for j in jobs:
+            out.append(fn(j))
+            if bar:
+                bar.update(1)
+    if bar:
+        bar.close()
+    return out
+
+
+def build_synthetic(folder, cfg: SynthConfig, *, workers: int = 0, shard_size: int = 1000, progress: bool = False,
+                    log=print) -> dict:
+    """Build (or finish building) a synthetic corpus in `folder`. Returns a summary."""
+    folder = Path(folder)
+    settings = _settings(cfg, shard_size)
+    claim_folder(folder, settings)
     todo = []
     for k in range(settings["shards"]):
         n = min(shard_size, cfg.clips - k * shard_size)
@@ -86,26 +121,5 @@ def build_synthetic(folder, cfg: SynthConfig, *, workers: int = 0, shard_size: i
     if done:
         log(f"resuming: {done} of {settings['shards']} shards already complete")
     jobs = [(str(folder), cfg, shard_size, k) for k in todo]
-    workers = workers or os.cpu_count() or 1
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(jobs), unit="shard", leave=False)
-    nbytes = 0
-    if workers > 1 and len(jobs) > 1:
-        import multiprocessing as mp
-
-        with mp.get_context("fork").Pool(workers) as pool:
-            for b in pool.imap_unordered(_build_shard, jobs):
-                nbytes += b
-                if bar:
-                    bar.update(1)
-    else:
-        for j in jobs:
-            nbytes += _build_shard(j)
-            if bar:
-                bar.update(1)
-    if bar:
-        bar.close()
+    nbytes = sum(run_shard_jobs(_build_shard, jobs, workers, progress, "fork"))
     return {"clips": cfg.clips, "shards": settings["shards"], "built_shards": len(jobs), "bytes_written": nbytes}

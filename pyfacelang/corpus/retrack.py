@@ -16,8 +16,6 @@ written; clips where the tracker loses the face are left out and counted.
 """
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -113,7 +111,7 @@ def _retrack_shard(args) -> tuple[int, int]:
 def retrack_corpus(src, out, cfg: RetrackConfig = RetrackConfig(), *, workers: int = 0, progress: bool = False,
                    log=print) -> dict:
     """Retrack the first `cfg.clips` clips of split `cfg.split` of synthetic corpus `src` into `out`."""
-    from ..corpus.build import PARAM_NAMES
+    from .build import PARAM_NAMES, claim_folder, run_shard_jobs
     from .dataset import split_of
 
     src, out = Path(src), Path(out)
@@ -130,20 +128,7 @@ def retrack_corpus(src, out, cfg: RetrackConfig = RetrackConfig(), *, workers: i
                 "source_settings": {k: corpus.config.get(k) for k in ("clips", "seed", "seconds", "vocab_sha256")},
                 "retrack": asdict(cfg), "param_names": PARAM_NAMES, "model": "builtin",
                 "fps": corpus.config.get("fps", 25.0)}
-    out.mkdir(parents=True, exist_ok=True)
-    cfg_path = out / "corpus.json"
-    if cfg_path.exists():
-        old = json.loads(cfg_path.read_text())
-        if old != settings:
-            diff = sorted(k for k in settings if old.get(k) != settings[k])
-            raise CorpusError(f"'{out}' holds a retracked corpus made with other settings ({', '.join(diff)}); "
-                              "use another folder")
-    else:
-        tmp = cfg_path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(settings, indent=1))
-        os.replace(tmp, cfg_path)
-    for stale in out.glob(".shard_*.tmp"):
-        stale.unlink()
+    claim_folder(out, settings)
     chunks = [ids[a: a + cfg.shard_size] for a in range(0, len(ids), cfg.shard_size)]
     jobs = []
     for k, chunk in enumerate(chunks):
@@ -156,28 +141,8 @@ def retrack_corpus(src, out, cfg: RetrackConfig = RetrackConfig(), *, workers: i
         jobs.append((str(src), str(out), chunk, k, cfg))
     if len(jobs) < len(chunks):
         log(f"resuming: {len(chunks) - len(jobs)} of {len(chunks)} shards already written")
-    workers = max(1, min(workers or os.cpu_count() or 1, len(jobs) or 1))
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(jobs), unit="shard", leave=False)
-    kept = lost = 0
-    if workers > 1 and len(jobs) > 1:
-        import multiprocessing as mp
-
-        with mp.get_context("spawn").Pool(workers) as pool:
-            for n, m in pool.imap_unordered(_retrack_shard, jobs):
-                kept, lost = kept + n, lost + m
-                if bar:
-                    bar.update(1)
-    else:
-        for j in jobs:
-            n, m = _retrack_shard(j)
-            kept, lost = kept + n, lost + m
-            if bar:
-                bar.update(1)
-    if bar:
-        bar.close()
+    # spawn, not fork: MediaPipe's threads do not survive a fork
+    done = run_shard_jobs(_retrack_shard, jobs, workers, progress, "spawn")
+    kept, lost = sum(n for n, _ in done), sum(m for _, m in done)
     total = len(Corpus(out).ids)
     return {"out": str(out), "clips": total, "retracked_now": kept, "face_lost": lost}
