@@ -100,8 +100,9 @@ def add_train_options(t) -> None:
     g.add_argument("--base", help="m2l: 'builtin' (default) or a local Hugging Face causal LM folder")
     g.add_argument("--tokenizer", help="m2l, l2m: face tokenizer folder (default: the shipped one)")
     g.add_argument("--lora-rank", type=int, help="m2l with --base: LoRA rank (0 = fine-tune all weights)")
-    g.add_argument("--retracked", help="m2l: retracked corpus (`corpus retrack`) for the recipe's share of tracked "
-                                       "clips (default: built from --corpus into OUTPUT/retracked)")
+    g.add_argument("--retracked", help="m2l, reader: retracked corpus (`corpus retrack`) made from --corpus: m2l "
+                                       "takes the recipe's share of tracked clips from it, the reader learns from "
+                                       "it (default: built from --corpus into OUTPUT/retracked)")
 
 
 def add_eval_options(e) -> None:

@@ -51,7 +51,36 @@ def corpus_or_build(corpus, output, cfg) -> str:
     return corpus
 
 
+def cmd_train_reader(args) -> int:
+    from .corpus.retrack import RetrackConfig, retrack_corpus
+    from .track.reader import PRESETS, train_reader
+
+    preset = args.preset or "default"
+    if preset not in PRESETS:
+        raise FaceLangError(f"train reader: unknown preset '{preset}' (choose from {', '.join(sorted(PRESETS))})")
+    cfg = PRESETS[preset]
+    for key in ("steps", "threads"):
+        if getattr(args, key, None) is not None:
+            cfg = dataclasses.replace(cfg, **{key: getattr(args, key)})
+    corpus = corpus_or_build(args.corpus, args.output, cfg)
+    retracked = args.retracked
+    if retracked is None:
+        retracked = str(Path(args.output) / "retracked")
+        print(f"no --retracked: retracking {cfg.retracked_clips} corpus clips into {retracked} "
+              "(rig render -> landmarks -> fit; resumable)")
+        retrack_corpus(corpus, retracked, RetrackConfig(clips=cfg.retracked_clips),
+                       progress=not args.quiet and sys.stderr.isatty(), log=lambda *a: None)
+    elif not Path(retracked).is_dir():
+        raise FaceLangError(f"--retracked {retracked}: not a folder (make one with `pyfacelang corpus retrack`)")
+    s = train_reader(corpus, retracked, args.output, cfg, preset=preset,
+                     progress=not args.quiet and sys.stderr.isatty())
+    print(f"wrote motion reader {args.output} ({s['steps']} steps on {s['train_clips']} clips, {s['seconds']:.0f} s)")
+    return 0
+
+
 def cmd_train(args) -> int:
+    if args.what == "reader":
+        return cmd_train_reader(args)
     if args.what == "m2l":
         from .cli_m2l import cmd_train_m2l
 
@@ -175,8 +204,9 @@ def cmd_bench_vq(args, emit) -> int:
 
 def add_parsers(sub) -> None:
     t = sub.add_parser("train", help="train a model: the geometric tokenizer, or the captioner (m2l)")
-    t.add_argument("what", choices=["tokenizer", "m2l", "l2m", "l2m-eval"],
-                   help="what to train (l2m-eval: the motion encoder and classifier `eval l2m` scores with)")
+    t.add_argument("what", choices=["tokenizer", "m2l", "l2m", "l2m-eval", "reader"],
+                   help="what to train (l2m-eval: the motion encoder and classifier `eval l2m` scores with; "
+                        "reader: the motion reader that tracked faces are read through, from retracked clips)")
     t.add_argument("--corpus", help="corpus folder (default: build the preset's synthetic corpus in OUT/corpus)")
     t.add_argument("-o", "--output", required=True, help="output model folder (rerun to resume)")
     t.add_argument("--preset", help="training recipe. tokenizer: default (shipped), baseline (coefficient space), "
@@ -184,7 +214,7 @@ def add_parsers(sub) -> None:
                                     "shipped), hf (with --base), tiny. l2m: default "
                                     "(shipped; captions, paraphrases and short prompts), global (baseline), "
                                     "captions (captions and paraphrases only, the earlier recipe), tiny, "
-                                    "tiny-global")
+                                    "tiny-global. reader: default (shipped), tiny")
     t.add_argument("--steps", type=_positive, help="override the preset's optimiser steps")
     t.add_argument("--codebook-size", type=_positive, help="tokenizer: override the preset's codebook size")
     t.add_argument("--threads", type=_positive, help="torch threads (default: all cores)")

@@ -215,6 +215,78 @@ def test_offline_identity_survives_a_gap_and_short_clips_freeze(rig):
     assert len({tuple(np.round(r.params[rig.slices["identity"]], 6)) for r in res}) == 1
 
 
+def _camera_turned_sequence(rig, cam_deg, T=90, seed=21):
+    """Landmarks of a head that rests for 2 s and then nods, seen by a camera
+    turned by `cam_deg` (pitch, yaw, roll degrees) about the head pivot."""
+    from pyfacelang.face.builtin import HEAD_PIVOT
+    from pyfacelang.face.rotation import rodrigues_np
+
+    rng = np.random.default_rng(seed)
+    P = np.tile(rig.neutral_params(), (T, 1))
+    P[:, rig.slices["identity"]] = rng.normal(0, 0.5, rig.slices["identity"].stop)
+    P[:, rig.param_index("mouthSmileLeft")] = np.linspace(0, 0.6, T)
+    rot = rig.slices["rotation"]
+    P[60:, rot.start] = 0.25 * np.sin(np.linspace(0, 2 * np.pi, T - 60))     # the nod, after calibration
+    Rc = rodrigues_np(np.radians(cam_deg))
+    p = np.asarray(HEAD_PIVOT, np.float64)
+    V = (rig.vertices(P).astype(np.float64) - p) @ Rc.T + p                    # (T, V, 3) seen by the camera
+    lmk = 2.0 * np.array([1.0, -1.0, -1.0]) * V + np.array([256.0, 256.0, 0.0])
+    return P, lmk.astype(np.float32)
+
+
+def test_rest_pose_takes_out_the_camera_angle(rig):
+    from pyfacelang.face.rotation import log_rotation_np, rodrigues_np
+    from pyfacelang.tokens.geometry import head_relative, motion_from_params
+
+    cam = np.array([-9.0, 14.0, 3.0])
+    P, lmk = _camera_turned_sequence(rig, cam)
+    f = FaceFitter(rig, FitConfig(filter=OneEuroConfig(enabled=False)))
+    res = fit_sequence(list(lmk), 30.0, fitter=f)
+    # the resting pose is the camera's turn, to a degree
+    err = np.degrees(np.linalg.norm(log_rotation_np(rodrigues_np(f.rest_rotation).T @ rodrigues_np(np.radians(cam)))))
+    assert err < 1.5, err
+    raw = motion_from_params(np.stack([r.params for r in res]), rig.param_names)
+    rel = head_relative(raw, f.rest_rotation)
+    true = motion_from_params(P, rig.param_names)
+    # camera-relative rotation is off by the camera's ~17 degrees; relative to rest it is the head's own
+    assert np.degrees(np.abs(raw[:, 52:] - true[:, 52:]).max()) > 8.0
+    assert np.degrees(np.abs(rel[:, 52:] - true[:, 52:]).max()) < 2.0
+    np.testing.assert_array_equal(rel[:, :52], raw[:, :52])      # expressions untouched
+    # off: rest stays the identity
+    g = FaceFitter(rig, FitConfig(filter=OneEuroConfig(enabled=False), calibrate_rest_pose=False))
+    fit_sequence(list(lmk), 30.0, fitter=g)
+    assert not g.rest_rotation.any()
+    # one photo is never calibrated: its head turn is kept
+    one = FaceFitter(rig)
+    fit_sequence([lmk[0]], 30.0, fitter=one)
+    assert not one.rest_rotation.any()
+
+
+def test_head_relative_contract():
+    from pyfacelang.face.rotation import rodrigues_np
+    from pyfacelang.tokens.geometry import head_relative
+
+    rng = np.random.default_rng(3)
+    m = rng.uniform(0, 1, (6, 55)).astype(np.float32)
+    m[:, 52:] = rng.normal(0, 0.3, (6, 3))
+    m[2] = np.nan
+    r = np.array([0.1, -0.2, 0.05])
+    out = head_relative(m, r)
+    assert np.isnan(out[2]).all() and np.isfinite(np.delete(out, 2, 0)).all()
+    for t in (0, 5):      # R_rel = R_rest^T R, batched and one-row paths alike
+        want = rodrigues_np(r).T @ rodrigues_np(m[t, 52:])
+        np.testing.assert_allclose(rodrigues_np(out[t, 52:]), want, atol=1e-5)
+        np.testing.assert_allclose(head_relative(m[t:t + 1], r)[0], out[t], atol=1e-5)
+    np.testing.assert_array_equal(head_relative(m, None), m)
+    np.testing.assert_array_equal(head_relative(m, np.zeros(3)), m)
+    with pytest.raises(ShapeError, match="rest_rotation"):
+        head_relative(m, [0.1, 0.2])
+    with pytest.raises(ShapeError, match="rest_rotation"):
+        head_relative(m, [np.nan, 0, 0])
+    with pytest.raises(ShapeError, match="motion"):
+        head_relative(m[:, :50], r)
+
+
 def test_fit_batch_estimates_identity(rig):
     seq = synthetic_sequence(rig, 30, seed=14)
     true_id = seq["params"][0, rig.slices["identity"]]

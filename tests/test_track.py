@@ -45,6 +45,7 @@ def test_track_rendered_rig_video(tmp_path, rig_video, rig):
     assert d["valid"].dtype == bool and d["valid"].all()
     assert d["landmarks"].shape == (T, 478, 3) and d["residual"].shape == (T,)
     assert float(d["fps"]) == 25.0 and str(d["model"]) == "builtin"
+    assert d["rest_rotation"].shape == (3,) and np.degrees(np.abs(d["rest_rotation"])).max() < 5  # a frontal camera
     est = d["params"][:, rig.param_index("jawOpen")]
     assert np.corrcoef(jaw, est)[0, 1] > 0.8 and abs(int(est.argmax()) - int(jaw.argmax())) <= 5
     import cv2
@@ -109,3 +110,20 @@ def test_track_real_clips(tmp_path, clip):
     assert d["valid"].all(), f"no face in some frames of {clip}"
     iod = np.linalg.norm(d["landmarks"][:, 33, :2] - d["landmarks"][:, 263, :2], axis=1)
     assert np.mean(d["residual"] / iod) < 0.03
+
+
+def test_parameter_file_head_is_read_relative_to_its_rest(tmp_path, rig):
+    """Tokens read a track's head rotation relative to its resting pose; a
+    file without one (older tracks, detokenize output) is read as it is."""
+    from pyfacelang.tokens.inputs import motion_of
+
+    T = 5
+    P = np.tile(rig.neutral_params(), (T, 1)).astype(np.float32)
+    P[:, rig.slices["rotation"].start + 1] = 0.2                     # turned 11.5 degrees to the side throughout
+    arrays = {"params": P, "param_names": np.array(rig.param_names)}
+    plain, _ = motion_of(arrays, "x.npz")
+    assert np.allclose(plain[:, 53], 0.2)
+    rel, _ = motion_of({**arrays, "rest_rotation": np.array([0.0, 0.2, 0.0], np.float32)}, "x.npz")
+    assert np.abs(rel[:, 52:]).max() < 1e-6
+    with pytest.raises(FaceLangError, match="x.npz: rest_rotation"):
+        motion_of({**arrays, "rest_rotation": np.zeros(2, np.float32)}, "x.npz")

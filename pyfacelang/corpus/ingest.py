@@ -66,6 +66,7 @@ def read_captions(path) -> dict[str, list[dict]]:
 
 
 def ingest_videos(videos, captions_path, folder, *, clip_seconds: float = 5.0, log=print) -> dict:
+    from ..tokens.geometry import head_relative
     from ..track.pipeline import track
 
     folder = Path(folder)
@@ -90,7 +91,7 @@ def ingest_videos(videos, captions_path, folder, *, clip_seconds: float = 5.0, l
         except FaceLangError as e:
             skipped.append((str(f), str(e)))
             continue
-        rows = _rig_rows(tr.params)
+        rows = head_relative(_rig_rows(tr.params), tr.rest_rotation)
         T = len(rows)
         recs = caps.get(f.name) or [{"caption": "", "start": s, "end": s + clip_seconds}
                                     for s in np.arange(0, T / tr.fps, clip_seconds)]

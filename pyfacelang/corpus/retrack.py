@@ -47,11 +47,10 @@ class RetrackConfig:
     # for a held-out set scored with `eval m2l --corpus` (clip ids, and so
     # their split, are kept).
     split: str = "train"
-
-
-def _rows(params: np.ndarray) -> np.ndarray:
-    """(T, 75) fitted rig params -> (T, 55): ARKit weights + head rotation."""
-    return np.concatenate([params[:, 16:68], params[:, 68:71]], 1)
+    # Head rotation as stored: "rest" is relative to the track's resting pose
+    # (FaceFitter.rest_rotation), as `track` files are read for tokens, so
+    # the random camera angle is not stored as a head turn.
+    head: str = "rest"
 
 
 def retrack_clip(rig, motion: np.ndarray, identity: np.ndarray, fps: float, rng: np.random.Generator,
@@ -60,19 +59,21 @@ def retrack_clip(rig, motion: np.ndarray, identity: np.ndarray, fps: float, rng:
     face was lost too often, valid (T,) bool, fitted identity (16,))."""
     from ..render.faces import model_mesh, render_params
     from ..render.raster import Camera
-    from ..tokens.geometry import fill_invalid, rig_params
-    from ..track.fitter import fit_sequence
+    from ..tokens.geometry import fill_invalid, head_relative, rig_params
+    from ..track.fitter import FaceFitter, fit_sequence
+    from .ingest import _rig_rows
 
     P = rig_params(rig, motion, identity)                                   # (T, 75)
     cam = Camera(yaw=float(rng.uniform(-cfg.yaw, cfg.yaw)), pitch=float(rng.uniform(-cfg.pitch, cfg.pitch)),
                  width=cfg.size, height=cfg.size).fit(model_mesh(rig, P[0])[0], margin=0.18)
     lmks = [detector.detect(render_params(rig, p, camera=cam, supersample=1)) for p in P]
-    results = fit_sequence(lmks, fps)
+    fitter = FaceFitter(rig)
+    results = fit_sequence(lmks, fps, fitter=fitter)
     valid = np.array([r.valid for r in results], bool)
     if valid.mean() < cfg.min_valid:
         return None, valid, np.zeros(16, np.float32)
     fitted = np.stack([r.params for r in results])
-    rows, _ = fill_invalid(_rows(fitted).astype(np.float32), valid)
+    rows, _ = fill_invalid(head_relative(_rig_rows(fitted), fitter.rest_rotation), valid)
     return rows, valid, fitted[valid][:, :16].mean(0).astype(np.float32)
 
 

@@ -33,8 +33,11 @@ def _tokens_of(tokenizer, motions: list[np.ndarray]) -> list[np.ndarray]:
     return np.split(toks, np.cumsum(lens)[:-1])
 
 
-def corpus_items(corpus, split: str, tokenizer, limit: int | None = None, keep_motion: bool = False) -> list[Item]:
-    """Items of one split of a corpus folder (with `keep_motion`, also the motion rows)."""
+def corpus_items(corpus, split: str, tokenizer, limit: int | None = None, keep_motion: bool = False,
+                 reader="default") -> list[Item]:
+    """Items of one split of a corpus folder (with `keep_motion`, also the
+    motion rows). A retracked corpus holds the fitter's rows; they are read
+    through `reader` (see tokens.inputs.motion_of), as tracked video is."""
     from ..corpus.dataset import split_of
     from ..corpus.store import Corpus
     c = Corpus(corpus)
@@ -42,13 +45,19 @@ def corpus_items(corpus, split: str, tokenizer, limit: int | None = None, keep_m
     if names is None:
         raise FaceLangError(f"corpus '{corpus}' does not name its parameters (corpus.json lacks param_names)")
     ids = [i for i in c.ids if split == "all" or split_of(i) == split][:limit]
+    if c.config.get("kind") == "retracked" and reader is not None:
+        from ..track.reader import default_reader
+        reader = default_reader() if reader == "default" else reader
+    else:
+        reader = None
     motions, metas = [], []
     for cid in ids:
         clip = c.read(cid)
         meta = clip["meta"]
         if not meta.get("caption") or not meta.get("labels"):
             continue   # ingested real clips without labels teach nothing here
-        m, _ = fill_invalid(motion_from_params(clip["params"], names))
+        m = motion_from_params(clip["params"], names)
+        m, _ = fill_invalid(m if reader is None else reader.read(m))
         if len(m) >= 2:
             motions.append(m)
             metas.append(meta)

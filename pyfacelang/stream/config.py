@@ -33,6 +33,10 @@ class LiveConfig:
     loop: bool = False
     # Caption at all (off: tokens only, e.g. when driving an avatar).
     caption: bool = True
+    # Read each fitted frame through the motion reader (track/reader.py)
+    # before it is tokenized and sent: what `caption VIDEO` does offline, so
+    # live and file captions agree. Off: the fitter's weights as they are.
+    read_motion: bool = True
     # Keep each frame's BGR image on its event (for --show / --preview);
     # off by default so consumers that only want numbers do not hold images.
     keep_image: bool = False

@@ -118,17 +118,23 @@ class LiveSession:
     """Track, tokenize and caption a source live.
 
     source: webcam index, stream URL, video file, image or folder.
-    tokenizer / captioner: objects or folders (None: the shipped ones). The
-    captioner must have been trained on this tokenizer (refused otherwise).
+    tokenizer / captioner / reader: objects or folders (None: the shipped
+    ones). The captioner must have been trained on this tokenizer (refused
+    otherwise). The reader (a MotionReader) is used when `read_motion` is on.
     Usable in `with`; `events()` starts the threads on first use."""
 
-    def __init__(self, source, config: LiveConfig | None = None, *, tokenizer=None, captioner=None):
+    def __init__(self, source, config: LiveConfig | None = None, *, tokenizer=None, captioner=None, reader=None):
         from ..tokens.geometry import MOTION_NAMES
         from ..tokens.tokenizer import FaceTokenizer
+        from ..track.reader import MotionReader
 
         self.cfg = config or LiveConfig()
         self.spec = source
         self.tokenizer = tokenizer if isinstance(tokenizer, FaceTokenizer) else FaceTokenizer.load(tokenizer)
+        self.reader = None
+        if self.cfg.read_motion:    # its own copy: push() keeps per-stream state
+            self.reader = MotionReader(reader.net, reader.cfg, reader.meta) if isinstance(reader, MotionReader) \
+                else MotionReader.load(reader)
         self.captioner = None
         if self.cfg.caption:
             from ..m2l.base import CaptionModel, load_caption_model
@@ -293,11 +299,14 @@ class LiveSession:
             _put(self._frames, _END, self._stop)
 
     def _process(self) -> None:
+        from ..tokens.geometry import head_relative
         from ..track.fitter import FaceFitter
         from ..track.landmarks import LandmarkDetector
 
-        st, tok = self.stats, self.tokenizer
+        st, tok, reader = self.stats, self.tokenizer, self.reader
         tok.reset()
+        if reader is not None:
+            reader.reset()
         win = collections.deque(maxlen=int(math.ceil(self.cfg.window_s * self.fps)) + 1)   # (time, token)
         next_caption, last_caption_end, missing, face = None, -math.inf, 0, False
         lost_after = None
@@ -321,7 +330,9 @@ class LiveSession:
                     c = time.perf_counter()
                     motion = token = None
                     if res.valid:
-                        motion = res.params[self._motion_idx].astype(np.float32)
+                        motion = head_relative(res.params[self._motion_idx][None], fitter.rest_rotation)[0]
+                        if reader is not None:
+                            motion = reader.push(motion)
                         token = tok.push(motion, True)
                         win.append((frame.time, token))
                         st.faces += 1
@@ -335,6 +346,8 @@ class LiveSession:
                             face = False
                             win.clear()    # a window never spans two faces
                             tok.reset()
+                            if reader is not None:
+                                reader.reset()
                             next_caption = None
                             self._emit(StatusEvent(frame.time, "face_lost",
                                                    f"no face for {missing} frames (since frame "

@@ -18,7 +18,7 @@ import torch
 from ..errors import ShapeError
 from ..face.arkit import ARKIT_52
 from ..face.builtin import HEAD_PIVOT
-from ..face.rotation import axis_angle_to_matrix
+from ..face.rotation import axis_angle_to_matrix, matrix_to_axis_angle
 
 MOTION_NAMES = tuple(ARKIT_52) + ("head_rx", "head_ry", "head_rz")
 N_EXPR = len(ARKIT_52)
@@ -43,6 +43,32 @@ def motion_from_params(params: np.ndarray, names) -> np.ndarray:
             any(n.startswith("exp") for n in pos) else ""
         raise ShapeError(f"parameters lack {len(missing)} motion channels, e.g. {', '.join(missing[:3])}{hint}")
     return params[:, [pos[n] for n in MOTION_NAMES]].astype(np.float32)
+
+
+def head_relative(motion: np.ndarray, rest_rotation) -> np.ndarray:
+    """Motion rows with the head rotation taken relative to a resting pose:
+    R_rel = R_rest^T R (a camera turned by R_rest sees R_rest R_head).
+    rest_rotation: (3,) axis-angle (a tracker's `FaceFitter.rest_rotation`,
+    or the `rest_rotation` array of a track file); None or zeros: unchanged.
+    Non-finite rows stay non-finite."""
+    m = np.array(motion, dtype=np.float32, copy=True)
+    if m.ndim != 2 or m.shape[1] != MOTION_DIM:
+        raise ShapeError(f"motion: expected shape (T, {MOTION_DIM}), got {m.shape}")
+    if rest_rotation is None:
+        return m
+    r = np.asarray(rest_rotation, np.float64).reshape(-1)
+    if r.shape != (3,) or not np.isfinite(r).all():
+        raise ShapeError(f"rest_rotation: expected 3 finite values (axis-angle), got {np.asarray(rest_rotation)!r}")
+    if not r.any() or len(m) == 0:
+        return m
+    if len(m) == 1:     # the live path, one frame: NumPy, no torch call overhead
+        from ..face.rotation import log_rotation_np, rodrigues_np
+        m[0, N_EXPR:] = log_rotation_np(rodrigues_np(r).T @ rodrigues_np(m[0, N_EXPR:]))
+        return m
+    R0 = axis_angle_to_matrix(torch.from_numpy(r))                                   # (3, 3)
+    R = axis_angle_to_matrix(torch.from_numpy(m[:, N_EXPR:].astype(np.float64)))   # (T, 3, 3)
+    m[:, N_EXPR:] = matrix_to_axis_angle(R0.T @ R).numpy().astype(np.float32)
+    return m
 
 
 def fill_invalid(motion: np.ndarray, valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -21,9 +21,16 @@ def read_npz(path: str) -> dict:
         raise FaceLangError(f"{path}: not a readable .npz file ({e})") from None
 
 
-def motion_of(arrays: dict, path: str):
-    """(motion (T, 55), valid flags or None) of a parameter file's arrays."""
-    from .geometry import motion_from_params
+def motion_of(arrays: dict, path: str, reader="default"):
+    """(motion (T, 55), valid flags or None) of a parameter file's arrays.
+
+    A fitted track (from `pyfacelang track`; it records `rest_rotation`) is
+    read as tokens need it: the head rotation relative to the resting pose,
+    then the expression weights through the motion reader (`reader`: a
+    MotionReader, "default" for the shipped one, None to skip). Other files
+    (detokenize, animate, older tracks) are rig motion already: read as is."""
+    from ..errors import ShapeError
+    from .geometry import head_relative, motion_from_params
 
     if "params" not in arrays or "param_names" not in arrays:
         raise FaceLangError(f"{path}: expected 'params' and 'param_names' arrays (a file from `pyfacelang track` "
@@ -32,6 +39,18 @@ def motion_of(arrays: dict, path: str):
     valid = arrays.get("valid")
     if valid is not None and len(valid) != len(motion):
         raise FaceLangError(f"{path}: 'valid' has {len(valid)} flags for {len(motion)} frames")
+    if "rest_rotation" in arrays:
+        try:
+            motion = head_relative(motion, arrays["rest_rotation"])
+        except ShapeError as e:
+            raise FaceLangError(f"{path}: {e}") from None
+        if reader is not None:
+            from ..track.reader import default_reader
+
+            rd = default_reader() if reader == "default" else reader
+            if valid is not None:
+                motion = np.where(np.asarray(valid, bool)[:, None], motion, np.nan).astype(np.float32)
+            motion = rd.read(motion)
     return motion, valid
 
 
@@ -53,8 +72,9 @@ class FaceTokens:
     arrays: dict                  # the input's arrays (parameters etc.), for writing back out
 
 
-def face_tokens(source: str, tokenizer, max_frames=None, progress: bool = False) -> FaceTokens:
-    """Tokens for a tokens file as is, a parameter file or a video (tokenized with `tokenizer`)."""
+def face_tokens(source: str, tokenizer, max_frames=None, progress: bool = False, reader="default") -> FaceTokens:
+    """Tokens for a tokens file as is, a parameter file or a video (tokenized
+    with `tokenizer`; tracks read through `reader`, see `motion_of`)."""
     if source.endswith(".npz"):
         arrays = read_npz(source)
         if "tokens" in arrays:
@@ -62,6 +82,6 @@ def face_tokens(source: str, tokenizer, max_frames=None, progress: bool = False)
             return FaceTokens(np.asarray(arrays["tokens"]), float(arrays.get("fps", 25.0)), sha, arrays)
     else:
         arrays = track_arrays(source, max_frames, progress)
-    motion, valid = motion_of(arrays, source)
+    motion, valid = motion_of(arrays, source, reader)
     tokens = tokenizer.encode(motion, valid)
     return FaceTokens(tokens, float(arrays.get("fps", 25.0)), tokenizer.sha256, arrays)

@@ -62,6 +62,13 @@ class FitConfig:
     # mouth region is where a real resting face differs; lid, gaze and brow
     # state at calibration time is too transient to treat as resting.
     calibrate_prefixes: tuple = ("mouth", "cheek", "nose")
+    # Resting head pose: the median head rotation of the same calibration
+    # frames (`FaceFitter.rest_rotation`). A camera above the screen or off to
+    # one side makes every frame look pitched or turned; motion rows for
+    # tokens take the head rotation relative to this rest (see
+    # tokens.geometry.head_relative), so a constant camera angle does not read
+    # as "looks down" or "looks away". Off: rest stays the identity.
+    calibrate_rest_pose: bool = True
     # Ridge on identity coefficients (scaled like `prior`): identity stays near
     # the mean face unless the data insist.
     identity_prior: float = 0.05
@@ -162,6 +169,9 @@ class FaceFitter:
         #: (V, 3) the personalised neutral (template + identity + correction), mm
         self.neutral = self.model.template.astype(np.float64)
         self.identity_frozen = False
+        #: (3,) float32 axis-angle of the resting head pose relative to the
+        #: camera, from the calibration frames (zeros until calibrated)
+        self.rest_rotation = np.zeros(3, np.float32)
         #: identity survives a lost track (set for the second pass of offline
         #: tracking and by calibrate_neutral; cleared by reset)
         self.identity_locked = False
@@ -275,6 +285,9 @@ class FaceFitter:
             self._id_buffer = [(lmk, *self._solve(lmk, ((w - torch.from_numpy(wmin).float()).clamp(min=0.0), R, s, t),
                                                   self.cfg.cold_iters))
                                for lmk, w, R, s, t in self._id_buffer]
+            if self.cfg.calibrate_rest_pose:
+                rv = np.stack([log_rotation_np(b[2][0].double().numpy()) for b in self._id_buffer])   # (n, 3)
+                self.rest_rotation = np.median(rv, 0).astype(np.float32)
 
     def calibrate_neutral(self, landmarks) -> None:
         """Calibrate identity on landmarks known to show a neutral face (e.g.

@@ -27,6 +27,9 @@ class Track:
     model: str
     image_size: tuple       # (width, height)
     neutral: np.ndarray | None  # (478, 3) float32 personalised neutral of the rig track, mm (None for FLAME)
+    # (3,) float32 axis-angle of the resting head pose relative to the camera
+    # (FaceFitter.rest_rotation); tokens read the head relative to it. None for FLAME.
+    rest_rotation: np.ndarray | None = None
 
     def to_dict(self) -> dict:
         return {"params": self.params.astype(np.float32), "param_names": np.array(self.param_names),
@@ -34,7 +37,8 @@ class Track:
                 "residual": self.residual.astype(np.float32), "camera": self.camera.astype(np.float32),
                 "fps": np.float32(self.fps), "model": np.array(self.model),
                 "image_size": np.array(self.image_size, np.int32),
-                **({} if self.neutral is None else {"neutral": self.neutral.astype(np.float32)})}
+                **({} if self.neutral is None else {"neutral": self.neutral.astype(np.float32)}),
+                **({} if self.rest_rotation is None else {"rest_rotation": self.rest_rotation.astype(np.float32)})}
 
 
 def save_npz(path, arrays: dict) -> None:
@@ -114,7 +118,7 @@ def track(source, *, max_frames: int | None = None, face_index: int | None = Non
                  np.array([r.valid for r in results], bool),
                  np.stack([nan_lmk if x is None else x for x in lmks]),
                  np.array([r.residual for r in results], np.float32), np.stack([r.camera for r in results]),
-                 fps, "builtin", size, fitter.neutral.astype(np.float32))
+                 fps, "builtin", size, fitter.neutral.astype(np.float32), fitter.rest_rotation.copy())
 
 
 def _track_flame(flame, lmks, fps, size, preview, source) -> Track:
