@@ -45,11 +45,8 @@ def corpus_items(corpus, split: str, tokenizer, limit: int | None = None, keep_m
     if names is None:
         raise FaceLangError(f"corpus '{corpus}' does not name its parameters (corpus.json lacks param_names)")
     ids = [i for i in c.ids if split == "all" or split_of(i) == split][:limit]
-    if c.config.get("kind") == "retracked" and reader is not None:
-        from ..track.reader import default_reader
-        reader = default_reader() if reader == "default" else reader
-    else:
-        reader = None
+    from ..track.reader import resolve_reader
+    reader = resolve_reader(reader) if c.config.get("kind") == "retracked" else None
     motions, metas = [], []
     for cid in ids:
         clip = c.read(cid)

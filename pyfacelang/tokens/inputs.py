@@ -44,10 +44,10 @@ def motion_of(arrays: dict, path: str, reader="default"):
             motion = head_relative(motion, arrays["rest_rotation"])
         except ShapeError as e:
             raise FaceLangError(f"{path}: {e}") from None
-        if reader is not None:
-            from ..track.reader import default_reader
+        from ..track.reader import resolve_reader
 
-            rd = default_reader() if reader == "default" else reader
+        rd = resolve_reader(reader)
+        if rd is not None:
             if valid is not None:
                 motion = np.where(np.asarray(valid, bool)[:, None], motion, np.nan).astype(np.float32)
             motion = rd.read(motion)

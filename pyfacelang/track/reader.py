@@ -30,10 +30,9 @@ import numpy as np
 import torch
 
 from ..errors import FaceLangError, ModelFileError, ShapeError
+from ..tokens.geometry import MOTION_DIM, N_EXPR
 
 FORMAT = "pyfacelang-motion-reader-1"
-MOTION_DIM = 55   # 52 ARKit weights + head rotation (tokens.geometry.MOTION_NAMES)
-N_EXPR = 52
 
 
 @dataclass
@@ -211,6 +210,11 @@ def default_reader() -> MotionReader:
     """The shipped reader, loaded once per process (offline `read` only:
     live sessions make their own, since `push` keeps state)."""
     return MotionReader.load()
+
+
+def resolve_reader(reader) -> MotionReader | None:
+    """A `reader=` argument: "default" (the shipped one), None (no reader) or a MotionReader."""
+    return default_reader() if isinstance(reader, str) and reader == "default" else reader
 
 
 # --------------------------------------------------------------- training
