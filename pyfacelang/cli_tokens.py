@@ -23,6 +23,17 @@ def _positive(text: str) -> int:
     return v
 
 
+def _non_negative(text: str) -> float:
+    import argparse
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: '{text}'") from None
+    if not v >= 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return v
+
+
 def _out_npz(path: str) -> None:
     if not path.endswith(".npz"):
         raise FaceLangError(f"-o must be a .npz file, got '{path}'")
@@ -105,6 +116,8 @@ def cmd_train(args) -> int:
         cfg = dataclasses.replace(cfg, steps=args.steps)
     if args.codebook_size:
         cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, codebook_size=args.codebook_size))
+    if args.param_weight is not None:
+        cfg = dataclasses.replace(cfg, param_weight=args.param_weight)
     if args.threads:
         cfg = dataclasses.replace(cfg, threads=args.threads)
     corpus = corpus_or_build(args.corpus, args.output, cfg)
@@ -210,13 +223,14 @@ def add_parsers(sub) -> None:
     t.add_argument("--corpus", help="corpus folder (default: build the preset's synthetic corpus in OUT/corpus)")
     t.add_argument("-o", "--output", required=True, help="output model folder (rerun to resume)")
     t.add_argument("--preset", help="training recipe. tokenizer: default (shipped), baseline (coefficient space), "
-                                    "tiny. m2l: default (shipped built-in), retracked (30%% tracked renders, not "
-                                    "shipped), hf (with --base), tiny. l2m: default "
-                                    "(shipped; captions, paraphrases and short prompts), global (baseline), "
-                                    "captions (captions and paraphrases only, the earlier recipe), tiny, "
-                                    "tiny-global. reader: default (shipped), tiny")
+                                    "fidelity (K=4096, not shipped), tiny. m2l: default (shipped built-in), "
+                                    "retracked (30%% tracked renders, not shipped), hf (with --base), tiny. "
+                                    "l2m: default (shipped; captions, paraphrases and short prompts), "
+                                    "global (baseline), captions (captions and paraphrases only, the earlier "
+                                    "recipe), tiny, tiny-global. reader: default (shipped), tiny")
     t.add_argument("--steps", type=_positive, help="override the preset's optimiser steps")
     t.add_argument("--codebook-size", type=_positive, help="tokenizer: override the preset's codebook size")
+    t.add_argument("--param-weight", type=_non_negative, help="tokenizer: override the preset's parameter-error weight")
     t.add_argument("--threads", type=_positive, help="torch threads (default: all cores)")
     t.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     from .cli_l2m import add_train_options as add_l2m_train_options

@@ -230,4 +230,9 @@ def test_cli_eval_and_train_tiny(tmp_path, corpus, capsys):
     assert main(["train", "tokenizer", "--corpus", str(corpus), "-o", str(tmp_path / "t"), "--preset", "tiny",
                  "--steps", "12", "-q"]) == 0
     assert FaceTokenizer.load(tmp_path / "t").config.codebook_size == 64
+    assert main(["train", "tokenizer", "--corpus", str(corpus), "-o", str(tmp_path / "w"), "--preset", "tiny",
+                 "--steps", "2", "--param-weight", "7.5", "-q"]) == 0
+    assert json.loads((tmp_path / "w" / "config.json").read_text())["trained_with"]["train"]["param_weight"] == 7.5
+    with pytest.raises(SystemExit):
+        main(["train", "tokenizer", "--corpus", str(corpus), "-o", str(tmp_path / "v"), "--param-weight", "-1"])
     assert main(["train", "tokenizer", "--corpus", str(tmp_path / "none"), "-o", str(tmp_path / "u")]) == 1
