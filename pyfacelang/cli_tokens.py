@@ -24,13 +24,13 @@ def _positive(text: str) -> int:
 
 
 def _non_negative(text: str) -> float:
+    """argparse type: a finite float >= 0 (`cli._finite`, plus the sign)."""
     import argparse
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: '{text}'") from None
-    if not v >= 0 or v == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+
+    from .cli import _finite
+    v = _finite(text)
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
     return v
 
 
