@@ -49,6 +49,18 @@ def test_reader_scores_wrong_captions_low(corpus_metas):
     assert correctness(["The face does something."] * len(labels), labels)["CorE"] == 0.0
 
 
+def test_actions_answers_read_back(corpus_metas):
+    """The 'actions' task's answers name exactly the clip's micro-actions."""
+    from pyfacelang.corpus.vocab import load_vocabulary
+    from pyfacelang.m2l.templates import answer
+    vocab, r = load_vocabulary(), CaptionReader()
+    for m in corpus_metas:
+        for variant in (0, 1):
+            got = r.read(answer("actions", m["labels"], m["caption"], vocab, variant))["motions"]
+            assert got == {a["word"] for a in m["labels"]["actions"]}
+    assert answer("actions", {"actions": []}, "", vocab) == "No distinct facial actions."
+
+
 def test_reader_details():
     r = CaptionReader()
     got = r.read("Someone starts calm and breaks into a strongly furious look, then nods once, while winking "
@@ -126,7 +138,7 @@ def test_builtin_learns(tmp_path, shipped_tokenizer):
 
     from pyfacelang.m2l.builtin import BuiltinCaptioner
     cfg = PRESETS["tiny"].model
-    meta = {"tokenizer_sha256": shipped_tokenizer.sha256, "codebook_size": 1024, "fps": 25.0}
+    meta = {"tokenizer_sha256": shipped_tokenizer.sha256, "codebook_size": shipped_tokenizer.codebook_size, "fps": 25.0}
     texts = ["The person looks very happy.", "The face seems slightly sad."] * 50
     m = BuiltinCaptioner.create(dataclasses.replace(cfg, dropout=0.0, d_model=64), texts, meta,
                                 shipped_tokenizer.code_motion())
@@ -158,9 +170,10 @@ def test_shipped_captioner_tasks(shipped_m2l, shipped_tokenizer):
     assert shipped_m2l.caption(it.tokens, "What does the head do?").startswith(("It ", "The head"))
 
 
-def test_bad_input(shipped_m2l):
-    with pytest.raises(ShapeError, match="unknown face token id 1024"):
-        shipped_m2l.caption(np.array([3, 1024]))
+def test_bad_input(shipped_m2l, shipped_tokenizer):
+    K = shipped_tokenizer.codebook_size
+    with pytest.raises(ShapeError, match=f"unknown face token id {K}"):
+        shipped_m2l.caption(np.array([3, K]))
     with pytest.raises(ShapeError, match="unknown face token id -1"):
         shipped_m2l.caption(np.array([-1]))
     with pytest.raises(ShapeError, match="1-D"):

@@ -69,8 +69,9 @@ def test_hf_train_generate_save_load(tmp_path, tiny_corpus, shipped_tokenizer, a
     hf = model.module()
     # the face tokens are in the vocabulary, contiguous, and the embeddings were resized
     assert hf.get_input_embeddings().weight.shape[0] == len(model.tok)
-    assert model.tok.convert_tokens_to_ids("<face_1023>") - model.tok.convert_tokens_to_ids("<face_0>") == 1023
-    seq = np.arange(40) % 1024
+    K = shipped_tokenizer.codebook_size
+    assert model.tok.convert_tokens_to_ids(f"<face_{K - 1}>") - model.tok.convert_tokens_to_ids("<face_0>") == K - 1
+    seq = np.arange(40) % K
     a = model.caption(seq, max_new_tokens=6)
     b = load_caption_model(out).caption(seq, max_new_tokens=6)
     assert isinstance(a, str) and a == b      # saved and reloaded: same greedy output
@@ -83,7 +84,7 @@ def test_hf_lora_trains_new_token_rows(tmp_path, tiny_corpus, shipped_tokenizer)
     from pyfacelang.m2l.hf import HFCaptioner
 
     base = make_tiny_hf(tmp_path / "base")
-    meta = {"tokenizer_sha256": shipped_tokenizer.sha256, "codebook_size": 1024, "fps": 25.0}
+    meta = {"tokenizer_sha256": shipped_tokenizer.sha256, "codebook_size": shipped_tokenizer.codebook_size, "fps": 25.0}
     model = HFCaptioner.from_base(base, meta, lora_rank=4)
     names = [n for n, p in model.module().named_parameters() if p.requires_grad]
     assert any("lora" in n for n in names) and any("token_adapter" in n or "trainable_tokens" in n for n in names)
@@ -104,7 +105,7 @@ def test_hf_lora_trains_new_token_rows(tmp_path, tiny_corpus, shipped_tokenizer)
 def test_hf_errors(tmp_path, tiny_corpus, shipped_tokenizer):
     from pyfacelang.m2l.hf import HFCaptioner
 
-    meta = {"tokenizer_sha256": shipped_tokenizer.sha256, "codebook_size": 1024, "fps": 25.0}
+    meta = {"tokenizer_sha256": shipped_tokenizer.sha256, "codebook_size": shipped_tokenizer.codebook_size, "fps": 25.0}
     with pytest.raises(ModelFileError, match="not a folder"):
         HFCaptioner.from_base(tmp_path / "missing", meta)
     (tmp_path / "empty").mkdir()

@@ -65,6 +65,41 @@ def test_train_interrupt_and_resume_matches_uninterrupted(tmp_path, corpus):
         train_tokenizer(corpus, tmp_path / "c", dataclasses.replace(cfg, lr=5e-4), log=lambda *a: None)
 
 
+def test_action_focused_windows(corpus):
+    """action_focus 1.0: every window holds the middle frame of a labelled
+    micro-action; 0.0 draws exactly the windows of a sampler without spans."""
+    from pyfacelang.tokens.train import WindowSampler, load_clips
+    clips, spans = load_clips(corpus, "train", with_actions=True)
+    assert len(spans) == len(clips) and any(spans)
+    for k, sp in enumerate(spans):
+        for a, b in sp:
+            assert 0 <= a <= b < len(clips[k])
+    marked = [c.copy() for c in clips]
+    for c, sp in zip(marked, spans):
+        c[:, 0] = -1.0
+        for a, b in sp:
+            c[(a + b) // 2, 0] = 7.0                     # the middle frame of each action
+    long_enough = [k for k, c in enumerate(marked) if len(c) >= 12]
+    s = WindowSampler([marked[k] for k in long_enough], 12, 0, spans=[spans[k] for k in long_enough],
+                      action_focus=1.0)
+    assert bool((s.batch(64)[:, :, 0] == 7.0).any(1).all())
+    plain = WindowSampler(clips, 12, 3).batch(16)
+    assert torch.equal(plain, WindowSampler(clips, 12, 3, spans=spans, action_focus=0.0).batch(16))
+
+
+def test_autoencoder_warmup(tmp_path, corpus):
+    """ae_warmup: the first steps skip the codebook (no updates, no restarts),
+    then quantized training starts from a codebook drawn from the latents."""
+    cfg = dataclasses.replace(TINY, steps=110, ae_warmup=60, restart_every=5)     # log rows at 50, 100, 110
+    train_tokenizer(corpus, tmp_path / "w", cfg, log=lambda *a: None)
+    rows = [json.loads(x) for x in (tmp_path / "w" / "train_log.jsonl").read_text().splitlines()]
+    warm = [r for r in rows if r.get("step", 0) <= 60]
+    assert warm and all(r["commit"] == 0.0 and r["restarted"] == 0 for r in warm)
+    assert any(r["commit"] > 0.0 for r in rows if r.get("step", 0) > 60)
+    tok = FaceTokenizer.load(tmp_path / "w")
+    assert bool(tok.model.codebook.initted) and len(set(tok.encode(synthetic_test_clips(seed=5, clips=1)[0]).tolist())) > 1
+
+
 def test_shipped_tokenizer_quality(shipped, test_clips):
     m = tokenizer_metrics(shipped, test_clips, shipped.model.geometry)
     assert m["vertex_l2_mm"] < 1.5, m          # full test set in the note: < 1.0

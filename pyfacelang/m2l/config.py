@@ -101,6 +101,11 @@ PRESETS = {
     # -> 0.772. The tracker's reading of the rig is too far from the
     # recipes for 800 clips to teach; the real-clip captions stayed wrong.
     "retracked": M2LTrainConfig(retracked_share=0.3),
+    # 15% of examples ask for the micro-actions alone ("List the
+    # micro-actions." -> "It blinks, then pouts."), so action words get their
+    # own supervision instead of a few tokens at the end of long captions.
+    "actions": M2LTrainConfig(task_mix=(("describe", 0.6), ("actions", 0.15), ("intensity", 0.08),
+                                        ("head", 0.09), ("emotion", 0.08))),
     # Fine-tuning a local Hugging Face causal LM (LoRA); lower lr, fewer steps.
     "hf": M2LTrainConfig(steps=1500, batch=16, lr=2e-4, warmup=50),
     # A smoke run for tests and quick experiments.

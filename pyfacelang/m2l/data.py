@@ -128,6 +128,6 @@ def training_texts(items: list[Item], vocab) -> list[str]:
     for it in items:
         texts.append(it.caption)
         texts.extend(it.paraphrases)
-        for task in ("intensity", "head", "emotion"):
+        for task in ("intensity", "head", "emotion", "actions"):
             texts.extend(answer(task, it.labels, it.caption, vocab, v) for v in (0, 1))
     return texts

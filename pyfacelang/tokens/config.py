@@ -73,6 +73,15 @@ class TrainConfig:
     # widen 0.0 (shipped): synthetic 0.81 mm, usage 99%, real clips 3.79 mm;
     # widen 0.4: synthetic 1.02 mm, usage 56%, real clips 2.96 mm.
     widen: float = 0.0
+    # Fraction of windows drawn around a labelled micro-action instead of
+    # anywhere. Actions are short and each of ~60 is rare, so the codebook
+    # spends little on them (a left and a right wink shared one code, which
+    # decoded as a half blink of both eyes).
+    action_focus: float = 0.0
+    # Steps trained as a plain autoencoder (the decoder reads the encoder's
+    # latents, no codebook) before quantizing; the codebook then starts from
+    # latents that already tell apart what the decoder needs.
+    ae_warmup: int = 0
     # Learning-rate warm-up then cosine decay to lr * lr_floor.
     warmup: int = 200
     lr_floor: float = 0.05

@@ -163,10 +163,14 @@ class GeoVQVAE(nn.Module):
         m = self.decode_codes(self.codebook.embed[tokens.long()])
         return torch.cat([m[..., :N_EXPR].clamp(0.0, 1.0), m[..., N_EXPR:]], -1)
 
-    def forward(self, motion: torch.Tensor):
-        """Training pass on (B, T, 55): returns (decoded (B, T, 55), z (B*T, D), idx (B*T,), commit loss)."""
+    def forward(self, motion: torch.Tensor, quantize: bool = True):
+        """Training pass on (B, T, 55): returns (decoded (B, T, 55), z (B*T, D), idx (B*T,), commit loss).
+        quantize=False (autoencoder warm-up): the decoder reads the encoder's
+        latents directly; idx is None and the codebook is untouched."""
         B, T, _ = motion.shape
         z = self.encode(motion).reshape(B * T, -1)          # (B*T, D)
+        if not quantize:
+            return self.decode_codes(z.reshape(B, T, -1)), z, None, z.new_zeros(())
         if not bool(self.codebook.initted):
             self.codebook._init(z.detach())
         idx = self.codebook.assign(z.detach())

@@ -22,8 +22,10 @@ from .model import GeoVQVAE
 from .tokenizer import FaceTokenizer
 
 
-def load_clips(corpus, split: str = "train", limit: int | None = None) -> list[np.ndarray]:
-    """Motion rows (T, 55) float32 of each clip of `split` in a corpus folder."""
+def load_clips(corpus, split: str = "train", limit: int | None = None, with_actions: bool = False):
+    """Motion rows (T, 55) float32 of each clip of `split` in a corpus folder.
+    with_actions: also return, per clip, its labelled micro-actions as
+    (first frame, last frame) pairs -> (clips, spans)."""
     from ..corpus.dataset import split_of
     from ..corpus.store import Corpus
     c = Corpus(corpus)
@@ -33,14 +35,21 @@ def load_clips(corpus, split: str = "train", limit: int | None = None) -> list[n
     ids = [i for i in c.ids if split == "all" or split_of(i) == split]
     if limit is not None:
         ids = ids[:limit]
-    clips = []
+    clips, spans = [], []
     for cid in ids:
-        m, _ = fill_invalid(motion_from_params(c.read(cid)["params"], names))
+        rec = c.read(cid)
+        m, _ = fill_invalid(motion_from_params(rec["params"], names))
         if len(m) >= 2:
             clips.append(m)
+            if with_actions:
+                meta = rec.get("meta") or {}
+                fps = float(meta.get("fps") or c.config.get("fps") or 25.0)
+                acts = (meta.get("labels") or {}).get("actions") or []
+                spans.append([(min(int(a["start"] * fps), len(m) - 1), min(int(np.ceil(a["end"] * fps)), len(m) - 1))
+                              for a in acts])
     if not clips:
         raise FaceLangError(f"corpus '{corpus}' has no '{split}' clips to train on")
-    return clips
+    return (clips, spans) if with_actions else clips
 
 
 def random_motion(rng: np.random.Generator, base: np.ndarray) -> np.ndarray:
@@ -68,19 +77,41 @@ def random_motion(rng: np.random.Generator, base: np.ndarray) -> np.ndarray:
 
 class WindowSampler:
     """Random windows of `window` frames (shorter clips are edge-padded); a
-    fraction `widen` of them goes through `random_motion`."""
+    fraction `widen` of them goes through `random_motion`, and a fraction
+    `action_focus` is drawn around one labelled micro-action (`spans`: per
+    clip, (first, last) frame pairs) instead of anywhere in a clip."""
 
-    def __init__(self, clips: list[np.ndarray], window: int, seed: int, widen: float = 0.0):
+    def __init__(self, clips: list[np.ndarray], window: int, seed: int, widen: float = 0.0,
+                 spans: list | None = None, action_focus: float = 0.0):
         self.clips, self.window, self.widen = clips, window, widen
         self.gen = torch.Generator().manual_seed(seed)
+        # every (clip, first, last) action; focus is off without any
+        self.actions = [(k, a, b) for k, sp in enumerate(spans or []) for a, b in sp]
+        self.action_focus = action_focus if self.actions else 0.0
+
+    def _start(self, c: np.ndarray, focus: bool, a: int = 0, b: int = 0) -> int:
+        hi = len(c) - self.window
+        if not focus:
+            return int(torch.randint(0, hi + 1, (1,), generator=self.gen))
+        # a window that holds the action's middle frame, anywhere along it
+        mid = (a + b) // 2
+        lo_s, hi_s = max(0, mid - self.window + 1), min(hi, mid)
+        return int(torch.randint(lo_s, hi_s + 1, (1,), generator=self.gen))
 
     def batch(self, n: int) -> torch.Tensor:
         out = np.empty((n, self.window, self.clips[0].shape[1]), np.float32)    # (B, T, 55)
         pick = torch.randint(0, len(self.clips), (n,), generator=self.gen).tolist()
+        focus = [False] * n
+        if self.action_focus > 0:
+            draw = (torch.rand(n, generator=self.gen) < self.action_focus).tolist()
+            acts = torch.randint(0, len(self.actions), (n,), generator=self.gen).tolist()
+            focus = [self.actions[j] if d else False for d, j in zip(draw, acts)]
+            pick = [f[0] if f else k for f, k in zip(focus, pick)]
         for b, k in enumerate(pick):
             c = self.clips[k]
             if len(c) >= self.window:
-                s = int(torch.randint(0, len(c) - self.window + 1, (1,), generator=self.gen))
+                f = focus[b]
+                s = self._start(c, bool(f), *(f[1:] if f else ()))
                 out[b] = c[s:s + self.window]
             else:
                 out[b, :len(c)] = c
@@ -92,9 +123,9 @@ class WindowSampler:
         return torch.from_numpy(out)
 
 
-def losses(model: GeoVQVAE, motion: torch.Tensor, param_weight: float):
+def losses(model: GeoVQVAE, motion: torch.Tensor, param_weight: float, quantize: bool = True):
     """(total, parts dict, z, idx) for a (B, T, 55) batch."""
-    rec, z, idx, commit = model(motion)
+    rec, z, idx, commit = model(motion, quantize)
     p_mse = ((rec - motion) ** 2).mean()
     parts = {"param_mse": p_mse, "commit": commit}
     if model.cfg.space == "geometry":
@@ -116,12 +147,12 @@ def train_tokenizer(corpus, out, cfg: TrainConfig, *, progress: bool = False, lo
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    clips = load_clips(corpus, "train")
+    clips, spans = load_clips(corpus, "train", with_actions=True)
     frames = sum(len(c) for c in clips)
     log(f"train tokenizer ({cfg.model.space}, K={cfg.model.codebook_size}): {len(clips)} clips, {frames} frames")
     model = GeoVQVAE(cfg.model)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=0.0)
-    sampler = WindowSampler(clips, cfg.window, cfg.seed, cfg.widen)
+    sampler = WindowSampler(clips, cfg.window, cfg.seed, cfg.widen, spans, cfg.action_focus)
     ckpt = out / "checkpoint.pt"
     step = 0
     state = load_checkpoint(ckpt, cfg.to_dict())
@@ -137,14 +168,16 @@ def train_tokenizer(corpus, out, cfg: TrainConfig, *, progress: bool = False, lo
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg)
         motion = sampler.batch(cfg.batch)
-        total, parts, z, idx = losses(model, motion, cfg.param_weight)
+        quantize = step >= cfg.ae_warmup
+        total, parts, z, idx = losses(model, motion, cfg.param_weight, quantize)
         opt.zero_grad(set_to_none=True)
         total.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        model.codebook.update(z.detach(), idx)
+        if quantize:
+            model.codebook.update(z.detach(), idx)
         restarted = 0
-        if (step + 1) % cfg.restart_every == 0 and step < 0.9 * cfg.steps:
+        if quantize and (step + 1) % cfg.restart_every == 0 and step < 0.9 * cfg.steps:
             restarted = model.codebook.restart_dead(z.detach())
         step += 1
         prog.update(step, total.item(), lambda: {
