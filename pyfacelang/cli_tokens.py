@@ -223,8 +223,10 @@ def add_parsers(sub) -> None:
     t.add_argument("--corpus", help="corpus folder (default: build the preset's synthetic corpus in OUT/corpus)")
     t.add_argument("-o", "--output", required=True, help="output model folder (rerun to resume)")
     t.add_argument("--preset", help="training recipe. tokenizer: default (shipped), baseline (coefficient space), "
-                                    "fidelity (K=4096, not shipped), tiny. m2l: default (shipped built-in), "
-                                    "retracked (30%% tracked renders, not shipped), hf (with --base), tiny. "
+                                    "fidelity (K=4096, not shipped), fidelity-2048 (candidate), tiny. "
+                                    "m2l: default (shipped built-in), retracked (30%% tracked renders, not "
+                                    "shipped), actions (adds a micro-actions task, not shipped), hf (with --base), "
+                                    "tiny. "
                                     "l2m: default (shipped; captions, paraphrases and short prompts), "
                                     "global (baseline), captions (captions and paraphrases only, the earlier "
                                     "recipe), tiny, tiny-global. reader: default (shipped), tiny")

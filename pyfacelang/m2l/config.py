@@ -104,6 +104,10 @@ PRESETS = {
     # 15% of examples ask for the micro-actions alone ("List the
     # micro-actions." -> "It blinks, then pouts."), so action words get their
     # own supervision instead of a few tokens at the end of long captions.
+    # Measured (not shipped), on the fidelity tokenizer against the default
+    # recipe, eval m2l on 500 fresh clips: CorE 0.982 (0.982), CorM 0.341
+    # (0.443), CorI 0.892 (0.894); asked for the actions alone it names them
+    # no better than in its descriptions (action F1 0.551 vs 0.548, 300 clips).
     "actions": M2LTrainConfig(task_mix=(("describe", 0.6), ("actions", 0.15), ("intensity", 0.08),
                                         ("head", 0.09), ("emotion", 0.08))),
     # Fine-tuning a local Hugging Face causal LM (LoRA); lower lr, fewer steps.
