@@ -85,33 +85,26 @@ class WindowSampler:
                  spans: list | None = None, action_focus: float = 0.0):
         self.clips, self.window, self.widen = clips, window, widen
         self.gen = torch.Generator().manual_seed(seed)
-        # every (clip, first, last) action; focus is off without any
-        self.actions = [(k, a, b) for k, sp in enumerate(spans or []) for a, b in sp]
+        # (clip, middle frame) of every labelled action; focus is off without any
+        self.actions = [(k, (a + b) // 2) for k, sp in enumerate(spans or []) for a, b in sp]
         self.action_focus = action_focus if self.actions else 0.0
-
-    def _start(self, c: np.ndarray, focus: bool, a: int = 0, b: int = 0) -> int:
-        hi = len(c) - self.window
-        if not focus:
-            return int(torch.randint(0, hi + 1, (1,), generator=self.gen))
-        # a window that holds the action's middle frame, anywhere along it
-        mid = (a + b) // 2
-        lo_s, hi_s = max(0, mid - self.window + 1), min(hi, mid)
-        return int(torch.randint(lo_s, hi_s + 1, (1,), generator=self.gen))
 
     def batch(self, n: int) -> torch.Tensor:
         out = np.empty((n, self.window, self.clips[0].shape[1]), np.float32)    # (B, T, 55)
         pick = torch.randint(0, len(self.clips), (n,), generator=self.gen).tolist()
-        focus = [False] * n
+        mids = [None] * n      # per window: the action frame it must hold, or None
         if self.action_focus > 0:
             draw = (torch.rand(n, generator=self.gen) < self.action_focus).tolist()
             acts = torch.randint(0, len(self.actions), (n,), generator=self.gen).tolist()
-            focus = [self.actions[j] if d else False for d, j in zip(draw, acts)]
-            pick = [f[0] if f else k for f, k in zip(focus, pick)]
+            for b in np.flatnonzero(draw):
+                pick[b], mids[b] = self.actions[acts[b]]
         for b, k in enumerate(pick):
             c = self.clips[k]
             if len(c) >= self.window:
-                f = focus[b]
-                s = self._start(c, bool(f), *(f[1:] if f else ()))
+                lo, hi = 0, len(c) - self.window
+                if mids[b] is not None:     # anywhere along the action's middle frame
+                    lo, hi = max(0, mids[b] - self.window + 1), min(hi, mids[b])
+                s = int(torch.randint(lo, hi + 1, (1,), generator=self.gen))
                 out[b] = c[s:s + self.window]
             else:
                 out[b, :len(c)] = c
