@@ -87,6 +87,28 @@ def test_action_focused_windows(corpus):
     assert torch.equal(plain, WindowSampler(clips, 12, 3, spans=spans, action_focus=0.0).batch(16))
 
 
+def test_lateralized_windows(corpus):
+    """lateral 1.0: some left/right pairs lose part of one side, nothing else
+    changes and no value grows; 0.0 draws exactly the plain windows."""
+    from pyfacelang.face.arkit import ARKIT_52
+    from pyfacelang.tokens.train import WindowSampler, _lateral_pairs, load_clips
+    clips = load_clips(corpus, "train")
+    pairs = _lateral_pairs()
+    names = {ARKIT_52[i] for i in pairs.flatten()}
+    assert {"eyeBlinkLeft", "eyeBlinkRight", "mouthSmileLeft"} <= names
+    assert not any(n.startswith("eyeLook") or n in ("jawLeft", "mouthLeft") for n in names)
+    plain = WindowSampler(clips, 12, 3).batch(32)
+    assert torch.equal(plain, WindowSampler(clips, 12, 3, lateral=0.0).batch(32))
+    lat = WindowSampler(clips, 12, 3, lateral=1.0).batch(32)
+    others = np.setdiff1d(np.arange(plain.shape[-1]), pairs.flatten())
+    assert torch.equal(lat[..., others], plain[..., others])
+    assert bool((lat <= plain + 1e-7).all())
+    a, b = torch.from_numpy(pairs[:, 0]), torch.from_numpy(pairs[:, 1])
+    # each changed pair lost one side only: a two-eye blink became one-sided
+    shrunk_a, shrunk_b = lat[..., a] < plain[..., a] - 1e-6, lat[..., b] < plain[..., b] - 1e-6
+    assert bool(shrunk_a.any()) and bool(shrunk_b.any()) and not bool((shrunk_a & shrunk_b).any())
+
+
 def test_autoencoder_warmup(tmp_path, corpus):
     """ae_warmup: the first steps skip the codebook (no updates, no restarts),
     then quantized training starts from a codebook drawn from the latents."""
@@ -97,7 +119,8 @@ def test_autoencoder_warmup(tmp_path, corpus):
     assert warm and all(r["commit"] == 0.0 and r["restarted"] == 0 for r in warm)
     assert any(r["commit"] > 0.0 for r in rows if r.get("step", 0) > 60)
     tok = FaceTokenizer.load(tmp_path / "w")
-    assert bool(tok.model.codebook.initted) and len(set(tok.encode(synthetic_test_clips(seed=5, clips=1)[0]).tolist())) > 1
+    clip = synthetic_test_clips(seed=5, clips=1)[0]
+    assert bool(tok.model.codebook.initted) and len(set(tok.encode(clip).tolist())) > 1
 
 
 def test_shipped_tokenizer_quality(shipped, test_clips):

@@ -83,6 +83,12 @@ class TrainConfig:
     # latents already shaped by the decoder. 500 of 1000 steps did not give
     # back the wink's asymmetry either.
     ae_warmup: int = 0
+    # Fraction of windows with one side of some left/right shape pairs
+    # weakened (train.lateralize), so one-sided shapes such as a wink get
+    # codes of their own. Off: measured only at 500 steps so far, where no
+    # recipe reproduces blinks yet (0.3 and 1.0 alike: a left wink of 0.93
+    # decodes as 0.18 / 0.18); a full-length run is still to be made.
+    lateral: float = 0.0
     # Learning-rate warm-up then cosine decay to lr * lr_floor.
     warmup: int = 200
     lr_floor: float = 0.05
@@ -130,14 +136,18 @@ PRESETS = {
     # 0.958 (0.776), intensity 0.868 (0.746), action retention 0.47 (0.21),
     # real clips 4.84 mm (3.71); pw 2000 has 1.07 mm, over the 1 mm goal.
     "fidelity": TrainConfig(model=TokenizerConfig(codebook_size=4096), param_weight=1000.0),
-    # The next candidate (not shipped; its 3000-step figures are not measured
-    # yet). Why it differs from "fidelity": at K=4096 codebook usage on the
-    # 500-clip test set stays under the 90% goal whatever the restart rule
-    # (89.4% at dead_threshold 0.5, 86.5% at 0.1: each batch holds fewer
-    # frames than codes), while K=2048 at pw 1000 with action_focus 0.3 gave
-    # usage 93.2% and emotion bound 0.948 but 1.06 mm; pw 500 trades some
-    # parameter accuracy back for geometry. action_focus 0.3 raised action
-    # retention 0.44 -> 0.55 at K=4096 (0.96 mm, usage 83.5%).
+    # Measured candidate, not shipped. Why it differs from "fidelity": at
+    # K=4096 codebook usage on the 500-clip test set stays under the 90%
+    # goal whatever the restart rule (89.4% at dead_threshold 0.5, 86.5% at
+    # 0.1: each batch holds fewer frames than codes); K=2048 at pw 1000 gave
+    # 1.06 mm. This one (3000 steps, ~1430 s on one core): 0.945 mm, usage
+    # 93.8%, param L2 0.21, real clips 4.06 mm, emotion bound 0.912, action
+    # retention 0.47. The default captioner recipe on it: CorE 0.960, CorM
+    # 0.491, CorI 0.906 (shipped pair 0.786 / 0.515 / 0.806). But the
+    # default text-to-motion recipe on it (1600 steps) loses word control:
+    # "a faint smile" vs "an extremely broad smile" and the smile-then-jaw-
+    # drop order fail, CorE 0.588 (0.686), R@1 0.418 (0.496), so the four
+    # models were not replaced.
     "fidelity-2048": TrainConfig(model=TokenizerConfig(codebook_size=2048), param_weight=500.0, action_focus=0.3),
     # A few-minute smoke run for tests and quick experiments.
     "tiny": TrainConfig(model=TokenizerConfig(codebook_size=64, code_dim=16, enc_hidden=64, dec_hidden=32),
