@@ -136,14 +136,13 @@ class WindowSampler:
             else:
                 out[b, :len(c)] = c
                 out[b, len(c):] = c[-1]
-        if self.widen > 0:
-            rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=self.gen)))
-            for b in np.nonzero(rng.random(n) < self.widen)[0]:
-                out[b] = random_motion(rng, out[b])
-        if self.lateral > 0:     # its own draws, after the others: at 0 the windows are unchanged
-            rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=self.gen)))
-            for b in np.nonzero(rng.random(n) < self.lateral)[0]:
-                out[b] = lateralize(rng, out[b], self.pairs)
+        # each augmentation draws its own seed, only when on: at 0 the windows are unchanged
+        for share, augment in ((self.widen, random_motion),
+                               (self.lateral, lambda rng, w: lateralize(rng, w, self.pairs))):
+            if share > 0:
+                rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=self.gen)))
+                for b in np.nonzero(rng.random(n) < share)[0]:
+                    out[b] = augment(rng, out[b])
         return torch.from_numpy(out)
 
 
