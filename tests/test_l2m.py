@@ -468,3 +468,25 @@ def test_backend_choice_dtype_and_large_seeds():
     assert m.generate("a faint smile", frames=6).shape == (1, 6)
     with pytest.raises(FaceLangError, match="float32"):
         m.generate("a faint smile", frames=6, backend="kernel")
+
+
+def test_corpus_without_short_prompts_refused(tmp_path, monkeypatch, shipped_tokenizer):
+    """A corpus built before short prompts existed is refused by a recipe that
+    draws from them (it would quietly train on captions alone); the captions
+    recipe still takes it."""
+    import pyfacelang.corpus.captions as captions
+    from pyfacelang.corpus.build import build_synthetic
+    from pyfacelang.corpus.store import CorpusError
+    from pyfacelang.corpus.synth import SynthConfig
+
+    monkeypatch.setattr(captions, "short_prompts", lambda *a, **k: [])
+    folder = tmp_path / "old"
+    build_synthetic(folder, SynthConfig(clips=20, seed=3), workers=1, shard_size=20, log=lambda *a: None)
+    cfg = dataclasses.replace(PRESETS["tiny"], steps=1)
+    assert cfg.short_prompt > 0
+    with pytest.raises(CorpusError, match="no short prompts.*corpus synth"):
+        train_l2m(folder, tmp_path / "m", cfg, tokenizer=shipped_tokenizer, log=lambda *a: None)
+    assert not (tmp_path / "m" / "model.safetensors").exists()
+    s = train_l2m(folder, tmp_path / "m", dataclasses.replace(cfg, short_prompt=0.0), tokenizer=shipped_tokenizer,
+                  log=lambda *a: None)
+    assert s["steps"] == 1

@@ -84,6 +84,14 @@ def train_l2m(corpus, out, cfg: L2MTrainConfig, *, encoder: str = "builtin", tok
     from ..m2l.data import corpus_items
     out, tok = begin(out, cfg, tokenizer)
     items = corpus_items(corpus, "train", tok)
+    if cfg.short_prompt > 0 and not any(it.prompts for it in items):
+        # A corpus built before short prompts existed trains quietly on captions
+        # alone, and "a faint smile" / "an extremely broad smile" then come out alike.
+        from ..corpus.store import Corpus, CorpusError
+        vocab = Corpus(corpus).config.get("vocab_sha256") or "unknown"
+        raise CorpusError(f"corpus '{corpus}' has no short prompts (it was built with vocabulary {vocab[:12]}), "
+                          f"but this recipe draws {cfg.short_prompt:.0%} of its examples from them: rebuild the "
+                          "corpus with `pyfacelang corpus synth`, or train with --preset captions")
     meta = {"tokenizer_sha256": tok.sha256, "codebook_size": tok.codebook_size, "fps": items[0].fps}
     log(f"train l2m ({cfg.model.conditioning}, encoder {encoder}): {len(items)} clips, "
         f"{sum(len(i.tokens) for i in items)} face tokens, tokenizer {tok.sha256[:12]} (K={tok.codebook_size})")
