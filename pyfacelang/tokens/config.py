@@ -144,10 +144,12 @@ PRESETS = {
     # 93.8%, param L2 0.21, real clips 4.06 mm, emotion bound 0.912, action
     # retention 0.47. The default captioner recipe on it: CorE 0.960, CorM
     # 0.491, CorI 0.906 (shipped pair 0.786 / 0.515 / 0.806). But the
-    # default text-to-motion recipe on it (1600 steps) loses word control:
-    # "a faint smile" vs "an extremely broad smile" and the smile-then-jaw-
-    # drop order fail, CorE 0.588 (0.686), R@1 0.418 (0.496), so the four
-    # models were not replaced.
+    # default text-to-motion recipe on it (1600 steps, on a corpus with short
+    # prompts) keeps the intensity words ("a faint smile" / "an extremely
+    # broad smile" and the two joyful pairs pass) but not the two-emotion
+    # order: "a slow smile, then a surprised jaw drop" holds the smile (0.51
+    # in both halves), so the four models were not replaced. (A first run on
+    # a corpus built before short prompts lost the intensity words too.)
     "fidelity-2048": TrainConfig(model=TokenizerConfig(codebook_size=2048), param_weight=500.0, action_focus=0.3),
     # A few-minute smoke run for tests and quick experiments.
     "tiny": TrainConfig(model=TokenizerConfig(codebook_size=64, code_dim=16, enc_hidden=64, dec_hidden=32),
