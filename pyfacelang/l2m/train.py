@@ -76,22 +76,33 @@ def _make_model(encoder: str, cfg: L2MTrainConfig, items, meta: dict, out: Path)
     return TextToMotion.create(cfg.model, enc, meta)
 
 
+def _require_short_prompts(corpus, cfg: L2MTrainConfig) -> None:
+    """A corpus built before short prompts existed would train quietly on
+    captions alone ("a faint smile" / "an extremely broad smile" then come
+    out alike): refuse it before any folder is made or clip tokenized, when
+    the recipe draws from short prompts. Reads clip metadata only, up to the
+    first clip that has them."""
+    from ..corpus.store import Corpus, CorpusError
+    if cfg.short_prompt <= 0:
+        return
+    c = Corpus(corpus)
+    if any(meta.get("prompts") for _, meta in c.metas()):
+        return
+    vocab = c.config.get("vocab_sha256") or "unknown"
+    raise CorpusError(f"corpus '{corpus}' has no short prompts (it was built with vocabulary {vocab[:12]}), "
+                      f"but this recipe draws {cfg.short_prompt:.0%} of its examples from them: rebuild the "
+                      "corpus with `pyfacelang corpus synth`, or train with --preset captions")
+
+
 def train_l2m(corpus, out, cfg: L2MTrainConfig, *, encoder: str = "builtin", tokenizer=None, progress: bool = False,
               log=print, preset: str | None = None) -> dict:
     """Train (or resume) a text-to-motion model into folder `out` on the
     corpus's train split, with face tokens from `tokenizer` (a FaceTokenizer
     or folder; None: the shipped one). Returns a summary."""
     from ..m2l.data import corpus_items
+    _require_short_prompts(corpus, cfg)
     out, tok = begin(out, cfg, tokenizer)
     items = corpus_items(corpus, "train", tok)
-    if cfg.short_prompt > 0 and not any(it.prompts for it in items):
-        # A corpus built before short prompts existed trains quietly on captions
-        # alone, and "a faint smile" / "an extremely broad smile" then come out alike.
-        from ..corpus.store import Corpus, CorpusError
-        vocab = Corpus(corpus).config.get("vocab_sha256") or "unknown"
-        raise CorpusError(f"corpus '{corpus}' has no short prompts (it was built with vocabulary {vocab[:12]}), "
-                          f"but this recipe draws {cfg.short_prompt:.0%} of its examples from them: rebuild the "
-                          "corpus with `pyfacelang corpus synth`, or train with --preset captions")
     meta = {"tokenizer_sha256": tok.sha256, "codebook_size": tok.codebook_size, "fps": items[0].fps}
     log(f"train l2m ({cfg.model.conditioning}, encoder {encoder}): {len(items)} clips, "
         f"{sum(len(i.tokens) for i in items)} face tokens, tokenizer {tok.sha256[:12]} (K={tok.codebook_size})")
