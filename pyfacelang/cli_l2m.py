@@ -61,10 +61,12 @@ _OUTPUTS = (("output", ".npz", "-o"), ("render", ".mp4", "--render"), ("arkit", 
 
 
 def sample_config(args):
-    """SampleConfig from --top-k / --temperature / --cfg-scale / --seed; the
-    options left out keep SampleConfig's defaults (the one place they live)."""
+    """SampleConfig from --top-k / --temperature / --cfg-scale /
+    --part-cfg-scale / --seed; the options left out keep SampleConfig's
+    defaults (the one place they live)."""
     from .l2m.config import SampleConfig
-    given = {k: getattr(args, k) for k in ("top_k", "temperature", "cfg_scale", "seed") if getattr(args, k) is not None}
+    given = {k: getattr(args, k) for k in ("top_k", "temperature", "cfg_scale", "part_cfg_scale", "seed")
+             if getattr(args, k, None) is not None}
     return SampleConfig(**given)
 
 
@@ -195,6 +197,9 @@ def add_parsers(sub) -> None:
     a.add_argument("--top-k", type=int, default=None, help="sample among the k likeliest tokens (0: all; default 0)")
     a.add_argument("--temperature", type=float, default=None, help="sampling temperature (0: greedy; default 1.0)")
     a.add_argument("--cfg-scale", type=float, default=None, help="classifier-free guidance (1: none; default 3.0)")
+    a.add_argument("--part-cfg-scale", type=float, default=None,
+                   help='guidance for each part after the first of "X, then Y" (default 5.0: it continues from '
+                        "the part before, and the words must outweigh that context)")
     a.add_argument("--seed", type=int, default=0, help="sampling seed (same seed, same motion)")
     a.add_argument("--no-split", dest="split", action="store_false",
                    help='condition every frame on the whole prompt (default: "X, then Y" is generated part by part)')

@@ -242,6 +242,7 @@ def add_parsers(sub) -> None:
     av.add_argument("--top-k", type=int, default=None, help="as in animate")
     av.add_argument("--temperature", type=float, default=None, help="as in animate")
     av.add_argument("--cfg-scale", type=float, default=None, help="as in animate")
+    av.add_argument("--part-cfg-scale", type=float, default=None, help="as in animate")
     av.add_argument("--seed", type=int, default=0)
     av.add_argument("--no-split", dest="split", action="store_false", help="as in animate")
     av.set_defaults(func=cmd_avatar)

@@ -223,13 +223,14 @@ def add_parsers(sub) -> None:
     t.add_argument("--corpus", help="corpus folder (default: build the preset's synthetic corpus in OUT/corpus)")
     t.add_argument("-o", "--output", required=True, help="output model folder (rerun to resume)")
     t.add_argument("--preset", help="training recipe. tokenizer: default (shipped), baseline (coefficient space), "
-                                    "fidelity (K=4096, not shipped), fidelity-2048 (candidate), tiny. "
+                                    "fidelity-2048 (= default), k1024 (the earlier default), fidelity (K=4096), tiny. "
                                     "m2l: default (shipped built-in), retracked (30%% tracked renders, not "
                                     "shipped), actions (adds a micro-actions task, not shipped), hf (with --base), "
                                     "tiny. "
                                     "l2m: default (shipped; captions, paraphrases and short prompts), "
                                     "global (baseline), captions (captions and paraphrases only, the earlier "
-                                    "recipe), tiny, tiny-global. reader: default (shipped), tiny")
+                                    "recipe), splice (spliced context, not shipped), tiny, tiny-global. "
+                                    "reader: default (shipped), tiny")
     t.add_argument("--steps", type=_positive, help="override the preset's optimiser steps")
     t.add_argument("--codebook-size", type=_positive, help="tokenizer: override the preset's codebook size")
     t.add_argument("--param-weight", type=_non_negative, help="tokenizer: override the preset's parameter-error weight")

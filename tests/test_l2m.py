@@ -167,10 +167,18 @@ def test_compose_generates_parts_in_order():
     s = SampleConfig(seed=4)
     tokens, segs = compose(m, ["a faint smile", "nods slowly", "winks with the left eye"], 61, s)
     assert tokens.shape == (61,) and [b for _, b in segs] == [0, 20, 41]
-    # each part is the model's continuation of the parts before it, under its own words and seed
+    # each part is the model's continuation of the parts before it, under its own words and seed;
+    # the parts after the first at their own guidance (part_cfg_scale)
     first = m.generate("a faint smile", frames=20, sample=s)
-    second = m.generate("nods slowly", frames=21, sample=dataclasses.replace(s, seed=5), prime=first)
+    second = m.generate("nods slowly", frames=21, sample=dataclasses.replace(s, seed=5, cfg_scale=s.part_cfg_scale),
+                        prime=first)
+    assert s.part_cfg_scale != s.cfg_scale
     assert (tokens[:20] == first[0]).all() and (tokens[20:41] == second[0]).all()
+    same = dataclasses.replace(s, part_cfg_scale=None)                 # None: every part at cfg_scale
+    tokens2, _ = compose(m, ["a faint smile", "nods slowly"], 41, same)
+    second = m.generate("nods slowly", frames=21, sample=dataclasses.replace(s, seed=5), prime=first)
+    assert (tokens2[:20] == first[0]).all() and (tokens2[20:] == second[0]).all()
+    assert not (tokens2[20:] == tokens[20:41]).all()                   # the part's guidance did change it
     with pytest.raises(FaceLangError, match="3 parts"):
         compose(m, ["a", "b", "c"], 2, s)
 
@@ -225,7 +233,7 @@ def test_input_corruption_keeps_targets(corrupt):
              for i, n in enumerate([30, 40, 80])]
     cfg = dataclasses.replace(PRESETS["tiny"], corrupt=corrupt)
     sampler = PromptSampler(items, cfg, seed=1, n_codes=50)
-    texts, seqs, uncond, inputs = sampler.batch(400)
+    texts, seqs, uncond, inputs, _ = sampler.batch(400)
     if corrupt == 0:
         assert inputs is None
         return
@@ -244,6 +252,41 @@ def test_input_corruption_keeps_targets(corrupt):
     assert torch.isfinite(noisy) and not torch.isclose(clean, noisy)
     with pytest.raises(ShapeError, match="input 0 has 39 tokens"):
         m.loss(texts, seqs, None, [inputs[0][:-1], *inputs[1:]])
+
+
+@pytest.mark.parametrize("splice", [0.0, 0.3, 1.0])
+def test_spliced_context_is_read_not_scored(splice):
+    """`splice` of the examples are led by the end of another clip: the
+    clip itself follows from its start, the whole fits the window, and the
+    context's positions are not scored."""
+    from types import SimpleNamespace
+
+    from pyfacelang.l2m.train import PromptSampler
+    rng = np.random.default_rng(0)
+    items = [SimpleNamespace(caption=f"clip {i}", paraphrases=[], prompts=[], tokens=rng.integers(0, 50, n))
+             for i, n in enumerate([30, 90, 160, 200])]
+    cfg = dataclasses.replace(PRESETS["tiny"], splice=splice, corrupt=0.0)
+    W = cfg.model.max_frames
+    texts, seqs, _, _, context = PromptSampler(items, cfg, seed=2, n_codes=50).batch(600)
+    ends = [it.tokens for it in items]
+    assert abs(np.mean(np.asarray(context) > 0) - splice) < 0.06
+    for t, s, c in zip(texts, seqs, context):
+        clip = items[int(t.split()[1])].tokens
+        assert len(s) <= W
+        if c == 0:
+            continue
+        assert W // 10 <= c <= W // 2 or c == 30                  # a 30-token clip gives all it has
+        assert any(np.array_equal(s[:c], e[-c:]) for e in ends)    # the end of some clip
+        assert np.array_equal(s[c:], clip[: len(s) - c])           # then this clip from its start
+    m = tiny_model()
+    texts, seqs3 = ["clip 1", "clip 2", "clip 3"], [it.tokens[:40] for it in items[1:]]
+    *_, tgt, _ = m._batch(texts, seqs3, context=[5, 0, 39])
+    assert (tgt[0, :5] == -100).all() and (tgt[0, 5:40] >= 0).all()
+    assert (tgt[1, :40] >= 0).all() and (tgt[2, :39] == -100).all() and tgt[2, 39] >= 0
+    # scoring fewer positions changes the loss; a context as long as the sequence is refused
+    assert not torch.isclose(m.loss(texts, seqs3), m.loss(texts, seqs3, context=[20, 20, 20]))
+    with pytest.raises(ShapeError, match="its context cannot be 40"):
+        m.loss(texts, seqs3, context=[40, 0, 0])
 
 
 def test_train_resume_save_load(tmp_path, tiny_corpus, shipped_tokenizer):

@@ -111,6 +111,8 @@ def compose(t2m, segments: list[str], frames: int, sample) -> tuple[np.ndarray, 
     done = np.zeros((1, 0), np.int64)                                    # (1, frames so far)
     for i, part in enumerate(segments):
         s = dataclasses.replace(sample, seed=sample.seed + i)
+        if i > 0 and sample.part_cfg_scale is not None:   # the context shows the part before: weigh the words more
+            s = dataclasses.replace(s, cfg_scale=sample.part_cfg_scale)
         toks = t2m.generate([part], frames=int(bounds[i + 1] - bounds[i]), sample=s, prime=done)
         done = np.concatenate([done, toks], 1)
     return done[0], [(p, int(b)) for p, b in zip(segments, bounds)]

@@ -83,6 +83,17 @@ class SampleConfig:
     # Classifier-free guidance: logits = uncond + scale * (cond - uncond).
     # 1.0 = no guidance (one forward pass per step instead of two).
     cfg_scale: float = 3.0
+    # Guidance for each part after the first of a prompt generated in parts
+    # (`animate.compose`; None: cfg_scale). Such a part continues from the
+    # tokens of the part before, so its context shows the previous emotion
+    # while its words ask for the next; the model learnt from clips of one
+    # emotion, where context and words agree, and may keep following the
+    # context. Guidance weighs the words against that same context. Measured
+    # on the shipped model ("a surprised jaw drop" after 62 frames of "a slow
+    # smile", 8 samples): guidance 3 keeps smiling (smile 0.43, jaw 0.14,
+    # eyes wide 0.10), 5 turns to surprise (0.07, 0.45, 0.60; alone: 0.01,
+    # 0.44, 0.64).
+    part_cfg_scale: float | None = 5.0
     seed: int = 0
 
 
@@ -110,6 +121,12 @@ class L2MTrainConfig:
     # Share of examples with the text dropped (the null prefix): this trains
     # the unconditional model classifier-free guidance needs.
     cond_drop: float = 0.1
+    # Share of examples led by the end of another clip (10-50% of the
+    # window; read, not scored), the clip then from its start. `animate`
+    # makes "X, then Y" part by part, each part continuing from the tokens
+    # before it; clips of one emotion only ever show context that agrees with
+    # the text, so a model may follow the context instead of the words.
+    splice: float = 0.0
     # Input corruption (as in T2M-GPT): each example replaces a share drawn
     # uniformly from [0, corrupt] of its input face tokens with random codes
     # (targets stay clean). At 25 tokens a second the next token is usually
@@ -152,14 +169,16 @@ _TINY = dict(encoder=TextEncoderConfig(vocab=400, d_model=32, n_layer=1, n_head=
 
 PRESETS = {
     # The shipped model: word-level prefix; captions 35%, paraphrases 45%,
-    # short prompts 20%, 1600 steps. Measured against "captions" (eval l2m,
-    # 500 clips): "a faint smile" / "an extremely broad smile" hold a smile
-    # of 0.16 / 0.73 (0.17 / 0.19), "a slow smile, then a surprised jaw
-    # drop" smiles 0.41 then opens the jaw to 0.45 (0.11, 0.04); on captions
-    # FD 0.224 (0.277), CorE 0.686 (0.728), R@1 0.496 (0.512), L2 0.459
-    # (0.433), Seq2 0.29 (0.40). Earlier tries with short prompts (1200
-    # steps, while the vocabulary still called a passing half smile or grin
-    # "a smile") lost much more on captions: CorE 0.474-0.552.
+    # short prompts 20%, 1600 steps (2214 s on 2 threads, K=2048 tokenizer).
+    # eval l2m, 500 clips: L2 0.453, FD 0.169, R@1 0.548, CorE 0.832, Tok
+    # 0.673, Seq2 0.57; "a faint smile" / "an extremely broad smile" hold a
+    # smile of 0.13 / 0.69. Measured against "captions" on the K=1024
+    # tokenizer: 0.16 / 0.73 there (0.17 / 0.19), "a slow smile, then a
+    # surprised jaw drop" smiled 0.41 then opened the jaw to 0.45 (0.11,
+    # 0.04); on captions FD 0.224 (0.277), CorE 0.686 (0.728), R@1 0.496
+    # (0.512), L2 0.459 (0.433), Seq2 0.29 (0.40). Earlier tries with short
+    # prompts (1200 steps, while the vocabulary still called a passing half
+    # smile or grin "a smile") lost much more on captions: CorE 0.474-0.552.
     "default": L2MTrainConfig(),
     # The baseline: one pooled text embedding, everything else equal.
     "global": L2MTrainConfig(model=MotionGPTConfig(conditioning="global")),
@@ -167,6 +186,13 @@ PRESETS = {
     # 1200 steps. Better on CorE, R@1, L2 and Seq2 (above), but it barely answers
     # the terse prompts people type into `animate`.
     "captions": L2MTrainConfig(steps=1200, paraphrase=0.6, short_prompt=0.0),
+    # Not shipped: 20% of examples led by the end of another clip. A later
+    # part of a composed prompt then leaves its context ("a surprised jaw
+    # drop" after "a slow smile", guidance 3: smile 0.00, jaw 0.19), but the
+    # run (1600 steps, K=2048) lost "a slow smile" alone (smile 0.01, shipped
+    # 0.51) and "slightly" / "intensely happy" (0.42 / 0.83, shipped 0.34 /
+    # 0.79); SampleConfig.part_cfg_scale does that job instead.
+    "splice": L2MTrainConfig(splice=0.2),
     # Smoke runs for tests and quick experiments.
     "tiny": L2MTrainConfig(model=MotionGPTConfig(**_TINY_MODEL), **_TINY),
     "tiny-global": L2MTrainConfig(model=MotionGPTConfig(conditioning="global", **_TINY_MODEL), **_TINY),

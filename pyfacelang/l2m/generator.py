@@ -78,9 +78,11 @@ class TextToMotion:
                 "(--tokenizer) or retrain the model on this one (`pyfacelang train l2m --tokenizer ...`)")
 
     # ------------------------------------------------------------ training
-    def _batch(self, texts, seqs, uncond=None, inputs=None):
-        """-> prefix, mask, ids (B, T) = <bos> + tokens[:-1], targets (B, T) (-100 = padding), length bins.
-        `inputs` (same lengths as `seqs`): the tokens fed in, when they differ from the targets."""
+    def _batch(self, texts, seqs, uncond=None, inputs=None, context=None):
+        """-> prefix, mask, ids (B, T) = <bos> + tokens[:-1], targets (B, T) (-100 = not scored), length bins.
+        `inputs` (same lengths as `seqs`): the tokens fed in, when they differ from the targets.
+        `context` (B ints): leading tokens of each sequence that are read but not scored (the end of
+        another clip, which the text does not describe)."""
         emb, m = self.encoder(texts)
         P, pm = self.net.prefix(emb, m, uncond)
         T = max(len(s) for s in seqs)
@@ -95,12 +97,16 @@ class TextToMotion:
                 raise ShapeError(f"input {b} has {len(x)} tokens, its target {len(s)}")
             ids[b, 1: len(s)] = x[:-1]
             tgt[b, : len(s)] = s
+            if context is not None:
+                if not 0 <= context[b] < len(s):
+                    raise ShapeError(f"sequence {b} has {len(s)} tokens, so its context cannot be {context[b]}")
+                tgt[b, : context[b]] = -100
         lbin = length_bin([len(s) for s in seqs], self.fps, self.net.cfg.length_bins)
         dev = self.device
         return P, pm, ids.to(dev), tgt.to(dev), lbin.to(dev)
 
-    def loss(self, texts, seqs, uncond=None, inputs=None) -> torch.Tensor:
-        P, pm, ids, tgt, lbin = self._batch(texts, seqs, uncond, inputs)
+    def loss(self, texts, seqs, uncond=None, inputs=None, context=None) -> torch.Tensor:
+        P, pm, ids, tgt, lbin = self._batch(texts, seqs, uncond, inputs, context)
         logits = self.net(P, pm, ids, lbin)                                          # (B, T, K)
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1), ignore_index=-100)
 

@@ -15,11 +15,12 @@ from .config import L2MTrainConfig
 
 
 class PromptSampler:
-    """Random (prompt, face tokens, unconditional?, corrupted input tokens)
-    examples: the caption, one of its paraphrases or one of its short
-    prompts; `cond_drop` of them with the text dropped; inputs with up to
-    `corrupt` of their tokens replaced by random codes (None when `corrupt`
-    is 0)."""
+    """Random (prompt, face tokens, unconditional?, corrupted input tokens,
+    context length) examples: the caption, one of its paraphrases or one of
+    its short prompts; `cond_drop` of them with the text dropped; `splice` of
+    them led by the end of another clip (context, not scored: its length is
+    the fifth item); inputs with up to `corrupt` of their tokens replaced by
+    random codes (None when `corrupt` is 0)."""
 
     def __init__(self, items, cfg: L2MTrainConfig, seed: int, n_codes: int):
         self.items, self.cfg, self.n_codes = items, cfg, n_codes
@@ -27,7 +28,7 @@ class PromptSampler:
 
     def batch(self, n: int):
         r, W = self.rng, self.cfg.model.max_frames
-        texts, seqs = [], []
+        texts, seqs, context = [], [], []
         for i in r.integers(0, len(self.items), n):
             it = self.items[i]
             text, u = it.caption, r.random()
@@ -35,12 +36,18 @@ class PromptSampler:
                 text = it.prompts[int(r.integers(len(it.prompts)))]
             elif it.paraphrases and u < self.cfg.short_prompt + self.cfg.paraphrase:
                 text = it.paraphrases[int(r.integers(len(it.paraphrases)))]
-            toks = it.tokens
-            if len(toks) > W:   # longer than the model's window: a random crop
+            toks, c = it.tokens, 0
+            if r.random() < self.cfg.splice:   # the end of another clip, then this one from its start
+                c = int(r.integers(W // 10, W // 2 + 1))
+                other = self.items[int(r.integers(len(self.items)))].tokens[-c:]
+                c = len(other)
+                toks = np.concatenate([np.asarray(other, np.int64), np.asarray(toks[: W - c], np.int64)])
+            elif len(toks) > W:   # longer than the model's window: a random crop
                 s = int(r.integers(0, len(toks) - W + 1))
                 toks = toks[s: s + W]
             texts.append(text)
             seqs.append(toks)
+            context.append(c)
         uncond = torch.as_tensor(r.random(n) < self.cfg.cond_drop)
         inputs = None
         if self.cfg.corrupt > 0:
@@ -50,7 +57,7 @@ class PromptSampler:
                 hit = r.random(len(s)) < r.uniform(0.0, self.cfg.corrupt)
                 s[hit] = r.integers(0, self.n_codes, int(hit.sum()))
                 inputs.append(s)
-        return texts, seqs, uncond, inputs
+        return texts, seqs, uncond, inputs, context
 
     def state(self) -> dict:
         return self.rng.bit_generator.state
