@@ -91,9 +91,10 @@ class SampleConfig:
     # context. Guidance weighs the words against that same context. Measured
     # on the shipped model ("a surprised jaw drop" after 62 frames of "a slow
     # smile", 8 samples): guidance 3 keeps smiling (smile 0.43, jaw 0.14,
-    # eyes wide 0.10), 5 turns to surprise (0.07, 0.45, 0.60; alone: 0.01,
-    # 0.44, 0.64).
-    part_cfg_scale: float | None = 5.0
+    # eyes wide 0.10), 5 turns to surprise (0.07, 0.45, 0.60), 7 too (0.00,
+    # 0.40, 0.59; alone: 0.01, 0.44, 0.64). Per seed (16, both order prompts
+    # of tests/test_l2m_control.py): 5 turns 14 and 16, 7 and 10 all.
+    part_cfg_scale: float | None = 7.0
     seed: int = 0
 
 
@@ -171,7 +172,7 @@ PRESETS = {
     # The shipped model: word-level prefix; captions 35%, paraphrases 45%,
     # short prompts 20%, 1600 steps (2214 s on 2 threads, K=2048 tokenizer).
     # eval l2m, 500 clips: L2 0.453, FD 0.169, R@1 0.548, CorE 0.832, Tok
-    # 0.673, Seq2 0.57; "a faint smile" / "an extremely broad smile" hold a
+    # 0.673, Seq2 0.52; "a faint smile" / "an extremely broad smile" hold a
     # smile of 0.13 / 0.69. Measured against "captions" on the K=1024
     # tokenizer: 0.16 / 0.73 there (0.17 / 0.19), "a slow smile, then a
     # surprised jaw drop" smiled 0.41 then opened the jaw to 0.45 (0.11,
