@@ -96,10 +96,10 @@ PRESETS = {
     # eval m2l on 500 fresh clips CorE 0.960, CorM 0.491, CorI 0.906.
     "default": M2LTrainConfig(),
     # 30% of examples from 800 retracked clips (not shipped). Measured with
-    # `eval m2l` against the default, both on the K=1024 tokenizer: on 120 retracked test clips CorE 0.042
-    # -> 0.083, CorM 0.083 -> 0.146, CorI 0.400 -> 0.542; on 500 fresh
-    # synthetic clips CorE 0.786 -> 0.766, CorM 0.515 -> 0.390, CorI 0.806
-    # -> 0.772. The tracker's reading of the rig is too far from the
+    # `eval m2l` against the default, both on the K=1024 tokenizer: on 120
+    # retracked test clips CorE 0.042 -> 0.083, CorM 0.083 -> 0.146, CorI
+    # 0.400 -> 0.542; on 500 fresh synthetic clips CorE 0.786 -> 0.766,
+    # CorM 0.515 -> 0.390, CorI 0.806 -> 0.772. The tracker's reading of the rig is too far from the
     # recipes for 800 clips to teach; the real-clip captions stayed wrong.
     "retracked": M2LTrainConfig(retracked_share=0.3),
     # 15% of examples ask for the micro-actions alone ("List the

@@ -119,6 +119,8 @@ class TrainConfig:
         return d
 
 
+_K2048 = TrainConfig(model=TokenizerConfig(codebook_size=2048), param_weight=500.0, action_focus=0.3)
+
 PRESETS = {
     # The shipped geometric tokenizer: K=2048, a parameter term that
     # matters (param_weight 500) and 30% of windows around a labelled
@@ -128,9 +130,9 @@ PRESETS = {
     # 0.912 (true motion 0.976), action retention 0.47. The recipe before it
     # ("k1024") kept the faint end of each emotion poorly (emotion 0.776), the
     # bound its captioner sat at (CorE 0.786; 0.960 on this one).
-    "default": TrainConfig(model=TokenizerConfig(codebook_size=2048), param_weight=500.0, action_focus=0.3),
+    "default": _K2048,
     # The same recipe under the name the shipped weights were trained with.
-    "fidelity-2048": TrainConfig(model=TokenizerConfig(codebook_size=2048), param_weight=500.0, action_focus=0.3),
+    "fidelity-2048": _K2048,
     # The coefficient-space ablation of the same size, shipped for `eval tokenizer`.
     # Half the default's steps to fit CPU time (at K=1024, longer runs
     # lowered its error further: param MSE 0.00096 at step 1500, 0.00054 at
