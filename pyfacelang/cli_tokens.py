@@ -201,7 +201,16 @@ def cmd_eval_tokenizer(args, emit, media_dir) -> int:
     real = real_clip_motion(media) if media else None
     if media is None and not args.no_real:
         print("  (no real clips found: pass --media DIR; real-clip figures omitted)")
-    emit(eval_tokenizer(tok, base, clips, real), args.json)
+    fig = eval_tokenizer(tok, base, clips, real)
+    if args.readout:
+        from .tokens.readout import ReadoutConfig, readout
+        given = {"train_clips": args.readout_clips, "steps": args.readout_steps}
+        rc = ReadoutConfig(**{k: v for k, v in given.items() if v})
+        test, labels = synthetic_test_clips(args.seed, args.clips, labels=True)
+        print(f"  readout: sequence readers of the labels, trained on {rc.train_clips} fresh clips, "
+              f"scored on {args.clips} (seed {args.seed})")
+        fig["readout"] = readout(tok, test, labels, rc)
+    emit(fig, args.json)
     return 0
 
 
@@ -224,7 +233,8 @@ def add_parsers(sub) -> None:
     t.add_argument("-o", "--output", required=True, help="output model folder (rerun to resume)")
     t.add_argument("--preset", help="training recipe. tokenizer: default (shipped), baseline (coefficient space), "
                                     "fidelity-2048 (= default), k1024 (the earlier default), fidelity (K=4096), tiny. "
-                                    "m2l: default (shipped built-in), retracked (30%% tracked renders, not "
+                                    "m2l: default (shipped built-in, with a face reader), face-conv (= default), "
+                                    "plain (the earlier default, no face reader), retracked (30%% tracked renders, not "
                                     "shipped), actions (adds a micro-actions task, not shipped), hf (with --base), "
                                     "tiny. "
                                     "l2m: default (shipped; captions, paraphrases and short prompts), "
@@ -266,6 +276,11 @@ def add_eval_options(e) -> None:
     g.add_argument("--seed", type=int, default=1234, help="seed of the fresh synthetic test set (no --corpus)")
     g.add_argument("--clips", type=_positive, default=500, help="clips in the synthetic test set")
     g.add_argument("--no-real", action="store_true", help="skip the real clips")
+    g.add_argument("--readout", action="store_true",
+                   help="also train sequence readers of the labels on true and on tokenized motion (~10 min): "
+                        "how much of the emotion, intensity and micro-actions the tokens keep (synthetic test set)")
+    g.add_argument("--readout-clips", type=_positive, help="training clips of each reader (default 8000)")
+    g.add_argument("--readout-steps", type=_positive, help="optimiser steps of each reader (default 1500)")
 
 
 def add_bench_options(b) -> None:

@@ -278,6 +278,19 @@ def test_cli_tokenize_video_and_render_compare(tmp_path, rig):
     assert ok and frame.shape[1] >= 3 * 128 - 2
 
 
+def test_readout_reads_the_labels(shipped):
+    """`eval tokenizer --readout` on a few hundred clips: the reader of the
+    true motion names the emotion group far above chance (1/24), and the
+    reader of the tokenized motion is scored on the same clips."""
+    from pyfacelang.tokens.readout import ReadoutConfig, readout
+    test, labels = synthetic_test_clips(seed=778, clips=80, labels=True)
+    fig = readout(shipped, test, labels, ReadoutConfig(train_clips=240, steps=150, batch=32, width=48),
+                  log=lambda *a: None)
+    assert fig["true"]["emotion"] > 0.3 and fig["tokenized"]["emotion"] > 0.2, fig
+    for side in ("true", "tokenized"):
+        assert 0 <= fig[side]["motions_f1"] <= 1 and 0 <= fig[side]["intensity"] <= 1, fig
+
+
 def test_cli_eval_and_train_tiny(tmp_path, corpus, capsys):
     assert main(["eval", "tokenizer", "--seed", "5", "--clips", "3", "--no-real", "--json",
                  str(tmp_path / "e.json")]) == 0
@@ -285,6 +298,10 @@ def test_cli_eval_and_train_tiny(tmp_path, corpus, capsys):
     for key in ("vertex_l2_mm", "param_l2", "codebook_usage", "perplexity"):
         assert key in fig and key in fig["coefficient_baseline"]
     assert fig["vertex_l2_mm"] < fig["coefficient_baseline"]["vertex_l2_mm"] * 2
+    assert main(["eval", "tokenizer", "--seed", "5", "--clips", "6", "--no-real", "--no-baseline", "--readout",
+                 "--readout-clips", "30", "--readout-steps", "3"]) == 0
+    fig = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(fig["readout"]["true"]) >= {"emotion", "intensity", "motions_f1"} and fig["readout"]["steps"] == 3
     assert main(["train", "tokenizer", "--corpus", str(corpus), "-o", str(tmp_path / "t"), "--preset", "tiny",
                  "--steps", "12", "-q"]) == 0
     assert FaceTokenizer.load(tmp_path / "t").config.codebook_size == 64

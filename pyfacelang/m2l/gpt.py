@@ -69,6 +69,28 @@ class Block(nn.Module):
         return x + self.drop(self.mlp(self.ln2(x)))
 
 
+class FaceReader(nn.Module):
+    """Residual non-causal dilated 1-D convolutions over the face tokens of
+    each row (cfg.face_conv layers). Rows keep their layout: positions that
+    are not face tokens are zero inside the stack (so the span's edges are
+    zero-padded) and pass through unchanged."""
+
+    def __init__(self, d_model: int, layers: int, kernel: int = 5):
+        super().__init__()
+        self.norms = nn.ModuleList(nn.LayerNorm(d_model) for _ in range(layers))
+        self.convs = nn.ModuleList(nn.Conv1d(d_model, d_model, kernel, padding=(kernel // 2) * 2 ** i, dilation=2 ** i)
+                                   for i in range(layers))
+
+    def forward(self, x, is_face):
+        """x (B, T, D), is_face (B, T) bool -> (B, T, D)."""
+        m = is_face[..., None].to(x.dtype)                                          # (B, T, 1)
+        h = x * m
+        for norm, conv in zip(self.norms, self.convs):
+            u = (norm(h) * m).transpose(1, 2)                                      # (B, D, T)
+            h = h + F.gelu(conv(u)).transpose(1, 2) * m                            # (B, T, D)
+        return x * (1 - m) + h
+
+
 class GPT(nn.Module):
     """`face0`, `n_codes`, `feat_dim`: with cfg.code_features, ids face0 ..
     face0 + n_codes - 1 are face tokens, and each also gets a projection of
@@ -83,6 +105,7 @@ class GPT(nn.Module):
             self.register_buffer("face_feat", torch.zeros(n_codes, feat_dim))
             self.face_proj = nn.Sequential(nn.Linear(feat_dim, cfg.d_model), nn.GELU(),
                                            nn.Linear(cfg.d_model, cfg.d_model))
+        self.face_reader = FaceReader(cfg.d_model, cfg.face_conv) if cfg.face_conv > 0 else None
         self.tok = nn.Embedding(vocab_size, cfg.d_model)
         self.pos = nn.Embedding(cfg.max_len, cfg.d_model)
         self.drop = nn.Dropout(cfg.dropout)
@@ -109,10 +132,12 @@ class GPT(nn.Module):
         B, T = ids.shape
         pos = torch.arange(pos0, pos0 + T, device=ids.device)                     # (T,)
         x = self.tok(ids) + self.pos(pos)[None]                                     # (B, T, D)
+        is_face = (ids >= self.face0) & (ids < self.face0 + self.n_codes)            # (B, T)
         if self.cfg.code_features:
-            is_face = (ids >= self.face0) & (ids < self.face0 + self.n_codes)
             feat = self.face_feat[(ids - self.face0).clamp(0, self.n_codes - 1)]     # (B, T, F)
             x = x + self.face_proj(feat) * is_face[..., None]
+        if self.face_reader is not None and bool(is_face.any()):
+            x = self.face_reader(x, is_face)
         x = self.drop(x)
         for i, blk in enumerate(self.blocks):
             x = blk(x, None if caches is None else caches[i])

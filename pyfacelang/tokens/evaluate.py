@@ -16,13 +16,16 @@ from .geometry import MotionGeometry, fill_invalid, motion_from_params
 from .tokenizer import FaceTokenizer
 
 
-def synthetic_test_clips(seed: int, clips: int) -> list[np.ndarray]:
-    """A fresh synthetic test set (not on disk): `clips` clips from `seed`."""
+def synthetic_test_clips(seed: int, clips: int, labels: bool = False):
+    """A fresh synthetic test set (not on disk): `clips` clips from `seed`;
+    with `labels`, -> (clips, their label dicts)."""
     from ..corpus.synth import SynthConfig, generate_clip, plan_corpus
     from ..corpus.vocab import load_vocabulary
     cfg = SynthConfig(clips=clips, seed=seed)
     vocab = load_vocabulary()
-    return [generate_clip(p, cfg, vocab)[0].astype(np.float32) for p in plan_corpus(cfg, vocab)]
+    made = [generate_clip(p, cfg, vocab) for p in plan_corpus(cfg, vocab)]
+    motions = [m.astype(np.float32) for m, _, _ in made]
+    return (motions, [meta["labels"] for _, _, meta in made]) if labels else motions
 
 
 @torch.no_grad()
