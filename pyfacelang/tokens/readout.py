@@ -28,7 +28,9 @@ BUCKETS = ("low", "medium", "high")
 @dataclass(frozen=True)
 class ReadoutConfig:
     # Fresh synthetic training clips (seed `seed`, never the test seed) and
-    # optimiser steps: about 8 minutes per reader on one core.
+    # optimiser steps: about 8 minutes per reader on one core. Measured on
+    # the shipped tokenizer (500 clips, seed 1234): true motion emotion
+    # 0.994, motions F1 0.875, intensity 0.914; tokenized 0.962 / 0.666 / 0.894.
     train_clips: int = 8000
     steps: int = 1500
     batch: int = 64
