@@ -194,7 +194,7 @@ def cmd_eval_tokenizer(args, emit, media_dir) -> int:
         clips = load_clips(args.corpus, "test")
         source = f"test split of {args.corpus}"
     else:
-        clips = synthetic_test_clips(args.seed, args.clips)
+        clips, labels = synthetic_test_clips(args.seed, args.clips, labels=True)
         source = f"{args.clips} fresh synthetic clips (seed {args.seed})"
     print(f"eval tokenizer ({args.tokenizer or 'default'}) on {source}: {sum(map(len, clips))} frames")
     media = None if args.no_real else media_dir(args.media)
@@ -206,10 +206,11 @@ def cmd_eval_tokenizer(args, emit, media_dir) -> int:
         from .tokens.readout import ReadoutConfig, readout
         given = {"train_clips": args.readout_clips, "steps": args.readout_steps}
         rc = ReadoutConfig(**{k: v for k, v in given.items() if v})
-        test, labels = synthetic_test_clips(args.seed, args.clips, labels=True)
+        if args.corpus:   # the readout needs labels: the synthetic test set, whatever --corpus says
+            clips, labels = synthetic_test_clips(args.seed, args.clips, labels=True)
         print(f"  readout: sequence readers of the labels, trained on {rc.train_clips} fresh clips, "
               f"scored on {args.clips} (seed {args.seed})")
-        fig["readout"] = readout(tok, test, labels, rc)
+        fig["readout"] = readout(tok, clips, labels, rc)
     emit(fig, args.json)
     return 0
 

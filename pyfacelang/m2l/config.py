@@ -42,8 +42,8 @@ class CaptionerConfig:
     # becomes a local feature that attention can find, instead of a pattern
     # the 4 small blocks must assemble across positions. 0: none (files
     # from before it existed). A conv classifier on the same per-code
-    # features names the micro-actions at F1 0.66, the transformer alone
-    # at 0.49 (CorM).
+    # features names the actions and head motions at F1 0.66, the
+    # transformer alone at 0.49 (CorM).
     face_conv: int = 0
 
     def __post_init__(self):
@@ -115,16 +115,17 @@ PRESETS = {
     # The default before the face reader: the transformer alone, 2000 steps.
     "plain": M2LTrainConfig(),
     # 30% of examples from 800 retracked clips (not shipped). Measured with
-    # `eval m2l` against the default, both on the K=1024 tokenizer: on 120
-    # retracked test clips CorE 0.042 -> 0.083, CorM 0.083 -> 0.146, CorI
-    # 0.400 -> 0.542; on 500 fresh synthetic clips CorE 0.786 -> 0.766,
-    # CorM 0.515 -> 0.390, CorI 0.806 -> 0.772. The tracker's reading of the rig is too far from the
-    # recipes for 800 clips to teach; the real-clip captions stayed wrong.
+    # `eval m2l` against `plain` (then the default), both on the K=1024
+    # tokenizer: on 120 retracked test clips CorE 0.042 -> 0.083, CorM 0.083
+    # -> 0.146, CorI 0.400 -> 0.542; on 500 fresh synthetic clips CorE 0.786
+    # -> 0.766, CorM 0.515 -> 0.390, CorI 0.806 -> 0.772. The tracker's
+    # reading of the rig is too far from the recipes for 800 clips to teach;
+    # the real-clip captions stayed wrong.
     "retracked": M2LTrainConfig(retracked_share=0.3),
     # 15% of examples ask for the micro-actions alone ("List the
     # micro-actions." -> "It blinks, then pouts."), so action words get their
     # own supervision instead of a few tokens at the end of long captions.
-    # Measured (not shipped), on the fidelity tokenizer against the default
+    # Measured (not shipped), on the fidelity tokenizer against the `plain`
     # recipe, eval m2l on 500 fresh clips: CorE 0.982 (0.982), CorM 0.341
     # (0.443), CorI 0.892 (0.894); asked for the actions alone it names them
     # no better than in its descriptions (action F1 0.551 vs 0.548, 300 clips).

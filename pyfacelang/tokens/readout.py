@@ -22,7 +22,7 @@ from torch import nn
 from ..corpus.vocab import load_vocabulary
 from ..m2l.evaluate import INTENSITY_BUCKETS, f1, label_motions
 
-BUCKETS = ("low", "medium", "high")
+BUCKETS = tuple(dict.fromkeys(INTENSITY_BUCKETS.values()))   # ("low", "medium", "high")
 
 
 @dataclass(frozen=True)
