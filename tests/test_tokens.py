@@ -87,6 +87,77 @@ def test_action_focused_windows(corpus):
     assert torch.equal(plain, WindowSampler(clips, 12, 3, spans=spans, action_focus=0.0).batch(16))
 
 
+def test_action_frame_labels_follow_the_windows(corpus):
+    """Frame labels mark each labelled action from its first to its last
+    frame, and the sampler cuts them with the same windows as the motion
+    (checked by writing the frame number into both)."""
+    from pyfacelang.corpus.vocab import load_vocabulary
+    from pyfacelang.tokens.train import WindowSampler, action_frames, load_clips
+    clips, spans, words = load_clips(corpus, "train", with_words=True)
+    names = sorted(load_vocabulary().data["actions"])
+    targets = action_frames(clips, spans, words, names)
+    k = next(i for i, sp in enumerate(spans) if sp)
+    (a, b), w = spans[k][0], words[k][0]
+    col = targets[k][:, names.index(w)]
+    assert col[a:b + 1].all() and col.sum() >= b - a + 1
+    # nothing outside the spans is marked (overlaps of one word count once)
+    assert 0 < sum(float(t.sum()) for t in targets) <= sum(b - a + 1 for sp in spans for a, b in sp)
+    stamped = [c.copy() for c in clips]
+    stamped_t = [np.repeat(np.arange(len(c), dtype=np.float32)[:, None], 3, 1) for c in clips]
+    for c in stamped:
+        c[:, 0] = np.arange(len(c))
+    s = WindowSampler(stamped, 12, 0, spans=spans, action_focus=0.5, targets=stamped_t)
+    m, t = s.batch_with_targets(32)
+    assert t.shape == (32, 12, 3)
+    torch.testing.assert_close(t[..., 0], m[..., 0])
+    # without targets the windows are the same draws
+    torch.testing.assert_close(WindowSampler(stamped, 12, 0, spans=spans, action_focus=0.5).batch(32), m)
+
+
+def test_action_probe_trains_and_resumes(tmp_path, corpus):
+    """action_probe > 0: the probe's loss is logged, its state rides in the
+    checkpoint (resume equals an uninterrupted run), and the saved tokenizer
+    holds no probe weights."""
+    cfg = dataclasses.replace(TINY, steps=40, checkpoint_every=20, action_probe=1.0, action_focus=0.5)
+    train_tokenizer(corpus, tmp_path / "a", cfg, log=lambda *a: None)
+    log = [json.loads(x) for x in (tmp_path / "a" / "train_log.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(r["probe_bce"]) for r in log)
+
+    def stop(step):
+        if step == 30:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        train_tokenizer(corpus, tmp_path / "b", cfg, log=lambda *a: None, on_step=stop)
+    assert "probe" in torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)
+    train_tokenizer(corpus, tmp_path / "b", cfg, log=lambda *a: None)
+    a, b = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    assert a.keys() == b.keys() and not any("probe" in k for k in a)
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=k)
+
+
+def test_action_probe_loss_reaches_the_encoder():
+    """The probe term is probe_weight * its BCE (summed over labels, per
+    frame) and its gradient reaches the encoder through the straight-through
+    code vectors, not the codebook."""
+    from pyfacelang.tokens.model import GeoVQVAE
+    from pyfacelang.tokens.train import losses
+    torch.manual_seed(0)
+    model = GeoVQVAE(TINY.model)
+    motion = torch.rand(2, 6, MOTION_DIM) * 0.5
+    probe = torch.nn.Linear(TINY.model.code_dim, 4)
+    targets = (torch.rand(2, 6, 4) > 0.7).float()
+    plain, parts0, _, _ = losses(model, motion, 1.0)
+    total, parts, z, idx = losses(model, motion, 1.0, True, probe, targets, 3.0)
+    zq = model.codebook.embed[idx]
+    want = torch.nn.functional.binary_cross_entropy_with_logits(probe(zq), targets.reshape(12, 4), reduction="sum") / 12
+    torch.testing.assert_close(parts["probe_bce"], want)
+    torch.testing.assert_close(total, plain + 3.0 * want)
+    model.zero_grad()
+    (3.0 * parts["probe_bce"]).backward()
+    assert model.encoder.net[-1].weight.grad.abs().sum() > 0 and model.codebook.embed.grad is None
+
+
 def test_lateralized_windows(corpus):
     """lateral 1.0: some left/right pairs lose part of one side, nothing else
     changes and no value grows; 0.0 draws exactly the plain windows."""
@@ -287,8 +358,15 @@ def test_readout_reads_the_labels(shipped):
     fig = readout(shipped, test, labels, ReadoutConfig(train_clips=240, steps=150, batch=32, width=48),
                   log=lambda *a: None)
     assert fig["true"]["emotion"] > 0.3 and fig["tokenized"]["emotion"] > 0.2, fig
+    n_actions = sum(len({a["word"] for a in lab["actions"]}) for lab in labels)
+    n_head = sum(lab["head"] is not None for lab in labels)
     for side in ("true", "tokenized"):
-        assert 0 <= fig[side]["motions_f1"] <= 1 and 0 <= fig[side]["intensity"] <= 1, fig
+        f = fig[side]
+        assert 0 <= f["motions_f1"] <= 1 and 0 <= f["intensity"] <= 1, fig
+        # the split counts the test labels of each kind
+        assert (f["actions_labelled"], f["head_labelled"]) == (n_actions, n_head), fig
+        assert 0 <= f["actions_named"] <= n_actions and 0 <= f["head_named"] <= n_head, fig
+        assert 0 <= f["actions_f1"] <= 1 and 0 <= f["head_f1"] <= 1, fig
 
 
 def test_cli_eval_and_train_tiny(tmp_path, corpus, capsys):

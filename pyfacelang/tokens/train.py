@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ..atomic import remove_quietly
 from ..errors import FaceLangError
@@ -22,10 +23,12 @@ from .model import GeoVQVAE
 from .tokenizer import FaceTokenizer
 
 
-def load_clips(corpus, split: str = "train", limit: int | None = None, with_actions: bool = False):
+def load_clips(corpus, split: str = "train", limit: int | None = None, with_actions: bool = False,
+               with_words: bool = False):
     """Motion rows (T, 55) float32 of each clip of `split` in a corpus folder.
     with_actions: also return, per clip, its labelled micro-actions as
-    (first frame, last frame) pairs -> (clips, spans)."""
+    (first frame, last frame) pairs -> (clips, spans); with_words as well:
+    the action word of each span -> (clips, spans, words)."""
     from ..corpus.dataset import split_of
     from ..corpus.store import Corpus
     c = Corpus(corpus)
@@ -35,21 +38,39 @@ def load_clips(corpus, split: str = "train", limit: int | None = None, with_acti
     ids = [i for i in c.ids if split == "all" or split_of(i) == split]
     if limit is not None:
         ids = ids[:limit]
-    clips, spans = [], []
+    clips, spans, words = [], [], []
     for cid in ids:
         rec = c.read(cid)
         m, _ = fill_invalid(motion_from_params(rec["params"], names))
         if len(m) >= 2:
             clips.append(m)
-            if with_actions:
+            if with_actions or with_words:
                 meta = rec.get("meta") or {}
                 fps = float(meta.get("fps") or c.config.get("fps") or 25.0)
                 acts = (meta.get("labels") or {}).get("actions") or []
                 spans.append([(min(int(a["start"] * fps), len(m) - 1), min(int(np.ceil(a["end"] * fps)), len(m) - 1))
                               for a in acts])
+                words.append([a.get("word") for a in acts])
     if not clips:
         raise FaceLangError(f"corpus '{corpus}' has no '{split}' clips to train on")
+    if with_words:
+        return clips, spans, words
     return (clips, spans) if with_actions else clips
+
+
+def action_frames(clips: list[np.ndarray], spans: list, words: list, names: list[str]) -> list[np.ndarray]:
+    """Per clip, (T, A) float32 frame labels: 1 where the labelled action
+    `names[a]` is under way (its first to last frame), else 0. Words not in
+    `names` are skipped."""
+    index = {w: i for i, w in enumerate(names)}
+    out = []
+    for c, sp, ws in zip(clips, spans, words):
+        y = np.zeros((len(c), len(names)), np.float32)
+        for (a, b), w in zip(sp, ws):
+            if w in index:
+                y[a:b + 1, index[w]] = 1.0
+        out.append(y)
+    return out
 
 
 def random_motion(rng: np.random.Generator, base: np.ndarray) -> np.ndarray:
@@ -108,8 +129,11 @@ class WindowSampler:
     pairs) instead of anywhere in a clip."""
 
     def __init__(self, clips: list[np.ndarray], window: int, seed: int, widen: float = 0.0,
-                 spans: list | None = None, action_focus: float = 0.0, lateral: float = 0.0):
+                 spans: list | None = None, action_focus: float = 0.0, lateral: float = 0.0,
+                 targets: list[np.ndarray] | None = None):
         self.clips, self.window, self.widen, self.lateral = clips, window, widen, lateral
+        # per clip (T, A) frame labels cut with the same windows (batch_with_targets)
+        self.targets = targets
         self.pairs = _lateral_pairs()
         self.gen = torch.Generator().manual_seed(seed)
         # (clip, middle frame) of every labelled action; focus is off without any
@@ -117,7 +141,12 @@ class WindowSampler:
         self.action_focus = action_focus if self.actions else 0.0
 
     def batch(self, n: int) -> torch.Tensor:
+        return self.batch_with_targets(n)[0]
+
+    def batch_with_targets(self, n: int):
+        """(motion (B, T, 55), frame labels (B, T, A) or None without targets)."""
         out = np.empty((n, self.window, self.clips[0].shape[1]), np.float32)    # (B, T, 55)
+        tgt = None if self.targets is None else np.empty((n, self.window, self.targets[0].shape[1]), np.float32)
         pick = torch.randint(0, len(self.clips), (n,), generator=self.gen).tolist()
         mids = [None] * n      # per window: the action frame it must hold, or None
         if self.action_focus > 0:
@@ -133,9 +162,14 @@ class WindowSampler:
                     lo, hi = max(0, mids[b] - self.window + 1), min(hi, mids[b])
                 s = int(torch.randint(lo, hi + 1, (1,), generator=self.gen))
                 out[b] = c[s:s + self.window]
+                if tgt is not None:
+                    tgt[b] = self.targets[k][s:s + self.window]
             else:
                 out[b, :len(c)] = c
                 out[b, len(c):] = c[-1]
+                if tgt is not None:
+                    tgt[b, :len(c)] = self.targets[k]
+                    tgt[b, len(c):] = self.targets[k][-1]
         # each augmentation draws its own seed, only when on: at 0 the windows are unchanged
         for share, augment in ((self.widen, random_motion),
                                (self.lateral, lambda rng, w: lateralize(rng, w, self.pairs))):
@@ -143,14 +177,25 @@ class WindowSampler:
                 rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=self.gen)))
                 for b in np.nonzero(rng.random(n) < share)[0]:
                     out[b] = augment(rng, out[b])
-        return torch.from_numpy(out)
+        return torch.from_numpy(out), (None if tgt is None else torch.from_numpy(tgt))
 
 
-def losses(model: GeoVQVAE, motion: torch.Tensor, param_weight: float, quantize: bool = True):
-    """(total, parts dict, z, idx) for a (B, T, 55) batch."""
+def losses(model: GeoVQVAE, motion: torch.Tensor, param_weight: float, quantize: bool = True,
+           probe: torch.nn.Module | None = None, targets: torch.Tensor | None = None, probe_weight: float = 0.0):
+    """(total, parts dict, z, idx) for a (B, T, 55) batch. With a probe and
+    frame labels `targets` (B, T, A): plus probe_weight * the BCE (summed over labels) of a linear
+    probe reading the labels off each frame's code vector (straight-through,
+    so the encoder, not the codebook, is pushed to keep them apart)."""
     rec, z, idx, commit = model(motion, quantize)
     p_mse = ((rec - motion) ** 2).mean()
     parts = {"param_mse": p_mse, "commit": commit}
+    probe_loss = motion.new_zeros(())
+    if probe is not None and targets is not None and probe_weight > 0:
+        zq = z if idx is None else z + (model.codebook.embed[idx] - z).detach()     # (B*T, D)
+        # summed over the labels, averaged over frames: per frame, one multi-label loss
+        probe_loss = F.binary_cross_entropy_with_logits(probe(zq), targets.reshape(len(zq), -1),
+                                                        reduction="sum") / len(zq)
+        parts["probe_bce"] = probe_loss
     if model.cfg.space == "geometry":
         g = model.geometry
         v_mse = ((g.posed(rec) - g.posed(motion)) ** 2).mean()             # mm^2 per coordinate
@@ -158,7 +203,7 @@ def losses(model: GeoVQVAE, motion: torch.Tensor, param_weight: float, quantize:
         total = v_mse + param_weight * p_mse + model.cfg.commitment * commit
     else:
         total = p_mse + model.cfg.commitment * commit
-    return total, parts, z, idx
+    return total + probe_weight * probe_loss, parts, z, idx
 
 
 def train_tokenizer(corpus, out, cfg: TrainConfig, *, progress: bool = False, log=print,
@@ -170,17 +215,30 @@ def train_tokenizer(corpus, out, cfg: TrainConfig, *, progress: bool = False, lo
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    clips, spans = load_clips(corpus, "train", with_actions=True)
+    clips, spans, words = load_clips(corpus, "train", with_words=True)
     frames = sum(len(c) for c in clips)
     log(f"train tokenizer ({cfg.model.space}, K={cfg.model.codebook_size}): {len(clips)} clips, {frames} frames")
     model = GeoVQVAE(cfg.model)
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=0.0)
-    sampler = WindowSampler(clips, cfg.window, cfg.seed, cfg.widen, spans, cfg.action_focus, cfg.lateral)
+    probe, targets = None, None
+    if cfg.action_probe > 0:
+        from ..corpus.vocab import load_vocabulary
+        names = sorted(load_vocabulary().data["actions"])
+        targets = action_frames(clips, spans, words, names)
+        probe = torch.nn.Linear(cfg.model.code_dim, len(names))
+        with torch.no_grad():   # start at each label's base rate: the loss then only falls by reading the codes
+            rate = np.concatenate(targets).mean(0).clip(1e-4, 1 - 1e-4)
+            probe.weight.zero_()
+            probe.bias.copy_(torch.from_numpy(np.log(rate / (1 - rate))))
+    params = [p for p in model.parameters() if p.requires_grad] + ([] if probe is None else list(probe.parameters()))
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+    sampler = WindowSampler(clips, cfg.window, cfg.seed, cfg.widen, spans, cfg.action_focus, cfg.lateral, targets)
     ckpt = out / "checkpoint.pt"
     step = 0
     state = load_checkpoint(ckpt, cfg.to_dict())
     if state is not None:
         model.load_state_dict(state["model"])
+        if probe is not None:
+            probe.load_state_dict(state["probe"])
         opt.load_state_dict(state["opt"])
         sampler.gen.set_state(state["rng"])
         step = int(state["step"])
@@ -190,9 +248,10 @@ def train_tokenizer(corpus, out, cfg: TrainConfig, *, progress: bool = False, lo
     while step < cfg.steps:
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg)
-        motion = sampler.batch(cfg.batch)
+        motion, frame_labels = sampler.batch_with_targets(cfg.batch)
         quantize = step >= cfg.ae_warmup
-        total, parts, z, idx = losses(model, motion, cfg.param_weight, quantize)
+        total, parts, z, idx = losses(model, motion, cfg.param_weight, quantize, probe, frame_labels,
+                                      cfg.action_probe)
         opt.zero_grad(set_to_none=True)
         total.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -208,7 +267,8 @@ def train_tokenizer(corpus, out, cfg: TrainConfig, *, progress: bool = False, lo
             "codes_alive": int((model.codebook.cluster_size > cfg.model.dead_threshold).sum())})
         if step % cfg.checkpoint_every == 0 and step < cfg.steps:
             save_checkpoint(ckpt, {"model": model.state_dict(), "opt": opt.state_dict(), "rng": sampler.gen.get_state(),
-                                   "step": step}, cfg.to_dict())
+                                   "step": step, **({} if probe is None else {"probe": probe.state_dict()})},
+                            cfg.to_dict())
         if on_step is not None:
             on_step(step)
     prog.close()
