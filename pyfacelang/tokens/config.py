@@ -168,9 +168,12 @@ PRESETS = {
     #   micro-l4        1.093  93.3%  0.970   0.806      195           225
     #   micro           1.037  93.4%  0.966   0.783      178           223
     #   micro-wide      1.030  93.5%  0.974   0.788      185           214
-    # The probe keeps 3-4x more of the actions, but at weight 4 the error is
-    # over the 1 mm goal. `lateral` (the -l presets) does not give the left
-    # wink back (a left-only blink of 0.93 still decodes as 0.45 / 0.44).
+    #   micro-pw300     0.967  94.5%  0.934   0.781      164           233
+    #   micro-2         0.982  93.7%  0.950   0.726      108           234
+    # The probe keeps 2-4x more of the actions; at weight 4 the error is over
+    # the 1 mm goal unless param_weight drops to 300 (micro-pw300: both goals
+    # kept, the emotion at 0.934). `lateral` (the -l presets) does not give
+    # the left wink back (a left-only blink of 0.93 decodes as 0.45 / 0.44).
     "micro": dataclasses.replace(_K2048, action_probe=4.0),
     "micro-l1": dataclasses.replace(_K2048, lateral=0.3, action_probe=1.0),
     "micro-l4": dataclasses.replace(_K2048, lateral=0.3, action_probe=4.0),
