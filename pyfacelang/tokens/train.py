@@ -59,16 +59,17 @@ def load_clips(corpus, split: str = "train", limit: int | None = None, with_acti
 
 
 def action_frames(clips: list[np.ndarray], spans: list, words: list, names: list[str]) -> list[np.ndarray]:
-    """Per clip, (T, A) float32 frame labels: 1 where the labelled action
+    """Per clip, (T, A) uint8 frame labels: 1 where the labelled action
     `names[a]` is under way (its first to last frame), else 0. Words not in
-    `names` are skipped."""
+    `names` are skipped. uint8: for the whole corpus (2.3M frames x 50
+    actions) that is 113 MB, where float32 would be 450."""
     index = {w: i for i, w in enumerate(names)}
     out = []
     for c, sp, ws in zip(clips, spans, words):
-        y = np.zeros((len(c), len(names)), np.float32)
+        y = np.zeros((len(c), len(names)), np.uint8)
         for (a, b), w in zip(sp, ws):
             if w in index:
-                y[a:b + 1, index[w]] = 1.0
+                y[a:b + 1, index[w]] = 1
         out.append(y)
     return out
 
@@ -226,7 +227,7 @@ def train_tokenizer(corpus, out, cfg: TrainConfig, *, progress: bool = False, lo
         targets = action_frames(clips, spans, words, names)
         probe = torch.nn.Linear(cfg.model.code_dim, len(names))
         with torch.no_grad():   # start at each label's base rate: the loss then only falls by reading the codes
-            rate = np.concatenate(targets).mean(0).clip(1e-4, 1 - 1e-4)
+            rate = (sum(t.sum(0, dtype=np.int64) for t in targets) / frames).clip(1e-4, 1 - 1e-4)
             probe.weight.zero_()
             probe.bias.copy_(torch.from_numpy(np.log(rate / (1 - rate))))
     params = [p for p in model.parameters() if p.requires_grad] + ([] if probe is None else list(probe.parameters()))
