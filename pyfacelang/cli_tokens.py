@@ -232,10 +232,10 @@ def add_parsers(sub) -> None:
                         "reader: the motion reader that tracked faces are read through, from retracked clips)")
     t.add_argument("--corpus", help="corpus folder (default: build the preset's synthetic corpus in OUT/corpus)")
     t.add_argument("-o", "--output", required=True, help="output model folder (rerun to resume)")
-    t.add_argument("--preset", help="training recipe. tokenizer: default (shipped), baseline (coefficient space), "
-                                    "fidelity-2048 (= default), k1024 (the earlier default), fidelity (K=4096), micro, micro-2, "
-                                    "micro-pw300, micro-wide, micro-l1, micro-l4 (with the action probe, not "
-                                    "shipped), tiny. "
+    t.add_argument("--preset", help="training recipe. tokenizer: default (shipped, with the action probe), "
+                                    "baseline (coefficient space), micro-pw300 (= default), fidelity-2048 (the "
+                                    "default before the probe), k1024, fidelity (K=4096), micro, micro-2, micro-wide, "
+                                    "micro-l1, micro-l4 (other action-probe recipes), tiny. "
                                     "m2l: default (shipped built-in, with a face reader), face-conv (= default), "
                                     "plain (the earlier default, no face reader), retracked (30%% tracked renders, not "
                                     "shipped), actions (adds a micro-actions task, not shipped), hf (with --base), "

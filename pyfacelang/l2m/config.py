@@ -170,8 +170,11 @@ _TINY = dict(encoder=TextEncoderConfig(vocab=400, d_model=32, n_layer=1, n_head=
 
 PRESETS = {
     # The shipped model: word-level prefix; captions 35%, paraphrases 45%,
-    # short prompts 20%, 1600 steps (2214 s on 2 threads, K=2048 tokenizer).
-    # eval l2m, 500 clips: L2 0.453, FD 0.169, R@1 0.548, CorE 0.832, Tok
+    # short prompts 20%, 1600 steps (3994 s on 1 thread). On the
+    # action-probe tokenizer, eval l2m on 500 clips: L2 0.482, FD 0.107,
+    # R@1 0.576, CorE 0.910, Tok 0.669, Seq2 0.75; "a faint smile" / "an
+    # extremely broad smile" 0.10 / 0.80. On fidelity-2048 (2214 s on 2
+    # threads): L2 0.453, FD 0.169, R@1 0.548, CorE 0.832, Tok
     # 0.673, Seq2 0.52; "a faint smile" / "an extremely broad smile" hold a
     # smile of 0.13 / 0.69. Measured against "captions" on the K=1024
     # tokenizer: 0.16 / 0.73 there (0.17 / 0.19), "a slow smile, then a
