@@ -28,10 +28,11 @@ BUCKETS = tuple(dict.fromkeys(INTENSITY_BUCKETS.values()))   # ("low", "medium",
 @dataclass(frozen=True)
 class ReadoutConfig:
     # Fresh synthetic training clips (seed `seed`, never the test seed) and
-    # optimiser steps: about 8 minutes per reader on one core. Measured on
-    # the shipped tokenizer (500 clips, seed 1234): true motion emotion
-    # 0.994, motions F1 0.875 (actions 263 of 301 named, head 215 of 285),
-    # intensity 0.914; tokenized 0.962 / 0.666 (53, 242) / 0.894.
+    # optimiser steps: about 11 minutes per reader on one core. Measured
+    # (500 clips, seed 1234): true motion emotion 0.994, motions F1 0.875
+    # (actions 263 of 301 named, head 215 of 285), intensity 0.914; the
+    # shipped (action-probe) tokenizer 0.940 / 0.778 (170, 226) / 0.890;
+    # fidelity-2048, shipped before it, 0.962 / 0.666 (53, 242) / 0.894.
     train_clips: int = 8000
     steps: int = 1500
     batch: int = 64
