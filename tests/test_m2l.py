@@ -72,6 +72,23 @@ def test_reader_details():
     assert r.read("")["emotion_group"] is None
 
 
+def test_reader_problem(corpus_metas):
+    """Every reference caption and paraphrase is well formed, whole and as any
+    word prefix; the faults greedy decoding has made are named."""
+    r = CaptionReader()
+    for m in corpus_metas:
+        for text in (m["caption"], *m["paraphrases"]):
+            assert r.problem(text) is None, text
+            words = text.split(" ")
+            assert all(r.problem(" ".join(words[:k]), partial=True) is None for k in range(1, len(words)))
+    assert "subtly" in r.problem("The face starts neutral, then becomes subtly, and then leans in.")
+    assert "a little" in r.problem("The person starts neutral, then becomes a little.")
+    assert r.problem("The person starts neutral, then becomes a little", partial=True) is None   # may go on
+    assert r.problem("The person starts neutral, then becomes a little,", partial=True)
+    assert r.problem("The face nods.") == "it names no emotion"
+    assert r.problem("The person looks extremely sad, and smiles a little.") is None   # inside an action phrase
+
+
 def test_bleu_rouge():
     refs = [["the person looks very happy .", "someone seems very happy ."]]
     assert bleu4(["the person looks very happy ."], refs) == pytest.approx(1.0)
@@ -199,6 +216,25 @@ def test_shipped_captioner_tasks(shipped_m2l, shipped_tokenizer):
     it = synthetic_items(seed=99, clips=3, tokenizer=shipped_tokenizer)[0]
     assert "of 5" in shipped_m2l.caption(it.tokens, "How intense is the emotion?")
     assert shipped_m2l.caption(it.tokens, "What does the head do?").startswith(("It ", "The head"))
+
+
+def test_malformed_answer_repaired_by_beams(shipped_m2l, shipped_tokenizer, monkeypatch):
+    """A describe answer that names no emotion (as greedy decoding gave on a
+    demo's 2 s window) is replaced by the best well-formed beam; other
+    prompts, and repair_beams 0, keep the greedy answer."""
+    r = CaptionReader()
+    it = synthetic_items(seed=99, clips=3, tokenizer=shipped_tokenizer)[1]
+    bad = "The face starts neutral, then becomes subtly, and then leans in."
+    beams = shipped_m2l._beams(it.tokens[:50], "Describe the facial motion.", 64, 4,
+                               reject=lambda t: "person" in t.lower())
+    assert 1 <= len(beams) <= 4 and not any("person" in b.lower() for b in beams)
+    monkeypatch.setattr(shipped_m2l, "_generate", lambda seqs, prompt, n: [bad] * len(seqs))
+    n0 = shipped_m2l.repaired
+    fixed = shipped_m2l.caption(it.tokens[:50])
+    assert fixed != bad and r.problem(fixed) is None and shipped_m2l.repaired == n0 + 1
+    assert shipped_m2l.caption(it.tokens[:50], "What does the head do?") == bad
+    monkeypatch.setattr(shipped_m2l, "repair_beams", 0)
+    assert shipped_m2l.caption(it.tokens[:50]) == bad
 
 
 def test_bad_input(shipped_m2l, shipped_tokenizer):

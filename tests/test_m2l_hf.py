@@ -76,6 +76,8 @@ def test_hf_train_generate_save_load(tmp_path, tiny_corpus, shipped_tokenizer, a
     b = load_caption_model(out).caption(seq, max_new_tokens=6)
     assert isinstance(a, str) and a == b      # saved and reloaded: same greedy output
     assert "<face_" not in a
+    beams = model._beams(seq, "Describe the facial motion.", 6, 3)    # the repair path's beam search
+    assert len(beams) == 3 and all(isinstance(t, str) and "<face_" not in t for t in beams)
 
 
 def test_hf_lora_trains_new_token_rows(tmp_path, tiny_corpus, shipped_tokenizer):

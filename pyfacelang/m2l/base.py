@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ..errors import FaceLangError, ModelFileError, ShapeError, TokenizerMismatchError  # noqa: F401 (re-exported)
-from .templates import DEFAULT_PROMPT
+from .templates import DEFAULT_PROMPT, PROMPTS
 
 FORMAT = "pyfacelang-m2l/1"
 
@@ -50,12 +50,16 @@ class CaptionModel(ABC):
     Subclasses implement the sequence layout, the loss and generation."""
 
     kind = "abstract"
+    # Beams for re-decoding a describe answer that names no emotion (0 or 1:
+    # keep greedy answers as they are).
+    repair_beams = 4
 
     def __init__(self, meta: dict):
         for key in ("tokenizer_sha256", "codebook_size", "fps"):
             if key not in meta:
                 raise ModelFileError(f"caption model metadata lacks '{key}'")
         self.meta = dict(meta)
+        self.repaired = 0   # answers replaced by `_repair` so far
 
     # ---------------------------------------------------------- properties
     @property
@@ -95,6 +99,35 @@ class CaptionModel(ABC):
         """Greedy answers for validated face-token sequences, all of one length
         (so they batch without padding)."""
 
+    def _beams(self, seq: np.ndarray, prompt: str, max_new_tokens: int, beams: int, reject=None) -> list[str]:
+        """Up to `beams` answers for one sequence by beam search, best first
+        ([] where a model has none: its greedy answer then stands).
+        `reject(text) -> bool` prunes partial answers where a model supports it."""
+        return []
+
+    def _repair(self, seqs, out: list, prompt: str, max_new_tokens: int) -> None:
+        """Every describe answer the model was trained on names an emotion and
+        qualifies it. Greedy decoding sometimes does not: on a 2 s window
+        whose emotion has barely begun, "The face starts neutral, then
+        becomes subtly, and then leans in." Such an answer is replaced by
+        the best beam-search answer without the fault (beams that leave an
+        intensity word dangling are pruned as they grow); if none is
+        well formed, the greedy answer stays."""
+        if prompt not in PROMPTS["describe"] or self.repair_beams < 2:
+            return
+        from .evaluate import CaptionReader
+        reader = None
+        for i, text in enumerate(out):
+            reader = reader or CaptionReader()
+            if reader.problem(text) is None:
+                continue
+            for cand in self._beams(seqs[i], prompt, max_new_tokens, self.repair_beams,
+                                    reject=lambda t: reader.problem(t, partial=True) is not None):
+                if reader.problem(cand) is None:
+                    out[i] = cand
+                    self.repaired += 1
+                    break
+
     @abstractmethod
     def save(self, folder) -> Path:
         """Write the model folder (config.json + weights)."""
@@ -128,6 +161,7 @@ class CaptionModel(ABC):
                 for idx in by_len.values():
                     for i, text in zip(idx, self._generate([seqs[i] for i in idx], prompt, max_new_tokens)):
                         out[i] = text
+                self._repair(seqs, out, prompt, max_new_tokens)
             return out
         finally:
             self.module().train(was)

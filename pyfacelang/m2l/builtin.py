@@ -119,6 +119,51 @@ class BuiltinCaptioner(CaptionModel):
             texts.append(self.vocab.decode(row))
         return texts
 
+    @torch.no_grad()
+    def _beams(self, seq, prompt, max_new_tokens, beams, reject=None):
+        """Beam search for one sequence -> up to `beams` finished answers,
+        best first (score: summed log-probability over the answer's length,
+        <eos> included, so short answers are not favoured). `reject(text)`:
+        True drops a partial answer from the beam."""
+        vocab = self.vocab
+        ctx = torch.tensor([self._context(seq, prompt)], device=self.device)             # (1, T)
+        T = ctx.shape[1]
+        caches = [[None, None] for _ in self.net.blocks]
+        logits = self.net(ctx, 0, caches, last_only=True)                              # (1, V)
+        alive = [([], 0.0)]                                                             # (ids, summed logp)
+        done: list[tuple[float, list]] = []
+        for step in range(max_new_tokens):
+            logits[:, vocab.face0:] = float("-inf")                                     # answers are text only
+            logp = torch.log_softmax(logits.float(), -1)                                # (A, V)
+            top_lp, top_id = (t.tolist() for t in logp.topk(beams, -1))                 # (A, beams) each
+            cand = sorted(((alive[a][1] + top_lp[a][j], a, top_id[a][j])
+                           for a in range(len(alive)) for j in range(beams)), reverse=True)
+            nxt_alive, rows, ids = [], [], []
+            for score, a, t in cand:
+                if t == vocab.eos:
+                    n = len(alive[a][0]) + 1
+                    done.append((score / n, alive[a][0]))
+                elif len(nxt_alive) < beams and not (reject and reject(vocab.decode(alive[a][0] + [t]))):
+                    nxt_alive.append((alive[a][0] + [t], score))
+                    rows.append(a)
+                    ids.append(t)
+                if len(nxt_alive) == beams and len(done) >= beams:
+                    break
+            # stop once the best live beam, scored as it stands, is below the
+            # beams-th finished answer (the usual heuristic: log-probs only fall)
+            if not nxt_alive or (len(done) >= beams and
+                                 max(sc / (len(i) + 1) for i, sc in nxt_alive) < sorted(d[0] for d in done)[-beams]):
+                break
+            idx = torch.tensor(rows, device=self.device)
+            for c in caches:
+                c[0], c[1] = c[0][idx], c[1][idx]
+            alive = nxt_alive
+            logits = self.net(torch.tensor(ids, device=self.device)[:, None], T + step, caches, last_only=True)
+        if not done:                                                                     # ran out of length
+            done = [(sc / len(i), i) for i, sc in alive]
+        done.sort(key=lambda d: -d[0])
+        return [vocab.decode(ids) for _, ids in done[:beams]]
+
     # --------------------------------------------------------------- I/O
     def save(self, folder, extra: dict | None = None) -> Path:
         from safetensors.torch import save

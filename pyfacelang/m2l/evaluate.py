@@ -50,9 +50,26 @@ class CaptionReader:
         self.intensity_before = re.compile(r"\b(" + "|".join(map(re.escape, ints)) + r")\s+$")
         self.neutral_start = re.compile(r"\bstarts (calm|neutral)\b")
         self.intensity_any = re.compile(r"\b(" + "|".join(map(re.escape, ints)) + r")\b")
+        # an intensity word with nothing to qualify: "then becomes subtly, and ..."
+        self.dangling = re.compile(r"\b(" + "|".join(map(re.escape, ints)) + r")\s*([,.;!?]|\band\b|\bthen\b|$)")
 
-    def read(self, text: str) -> dict:
-        """-> {'emotion_group', 'intensity' (1-5 or None), 'motions' (set of action/head words)}."""
+    def problem(self, text: str, partial: bool = False) -> str | None:
+        """Why a describe answer is malformed, or None. Every caption and
+        paraphrase in the corpus names an emotion and puts each intensity
+        word before what it qualifies. `partial`: `text` is an unfinished
+        prefix (only a dangling intensity word already followed by
+        punctuation or "and"/"then" counts)."""
+        free = self._free(text)[0]
+        for m in self.dangling.finditer(free):
+            if m.group(2) or not partial:
+                return f"the intensity word '{m.group(1)}' qualifies nothing"
+        if not partial and not self.emotion.search(free):
+            return "it names no emotion"
+        return None
+
+    def _free(self, text: str) -> tuple[str, set]:
+        """Lower-cased text with the action and head-motion phrases (and a
+        neutral start) blanked out, and the motion words found."""
         t = " ".join(text.lower().split())
         taken = [False] * len(t)
         motions = set()
@@ -63,6 +80,11 @@ class CaptionReader:
                     taken[m.start():m.end()] = [True] * (m.end() - m.start())
         free = "".join(" " if taken[i] else c for i, c in enumerate(t))   # phrases blanked out
         free = self.neutral_start.sub(lambda m: " " * len(m.group(0)), free)  # "starts calm and ..." is no emotion
+        return free, motions
+
+    def read(self, text: str) -> dict:
+        """-> {'emotion_group', 'intensity' (1-5 or None), 'motions' (set of action/head words)}."""
+        free, motions = self._free(text)
         # the emotion is the first emotion word qualified by an intensity word, else the first one
         found = list(self.emotion.finditer(free))
         level, emo = None, found[0] if found else None

@@ -123,18 +123,32 @@ class HFCaptioner(CaptionModel):
         dev = self.device
         return self.model(input_ids=ids.to(dev), attention_mask=mask.to(dev), labels=labels.to(dev)).loss
 
-    def _generate(self, seqs, prompt, max_new_tokens):
-        suppress = list(range(self.face0, self.face0 + self.codebook_size)) + [self.face_open, self.face_close]
-        ctx = torch.tensor([self._context(f, prompt) for f in seqs], device=self.device)   # (B, T)
-        gen = self.model.generate(input_ids=ctx, attention_mask=torch.ones_like(ctx), do_sample=False,
-                                  max_new_tokens=max_new_tokens, eos_token_id=self.eos,
-                                  pad_token_id=self.tok.pad_token_id, suppress_tokens=suppress)
+    def _answers(self, gen) -> list[str]:
+        """Generated ids (N, n) -> answer texts, each cut at its first <eos>."""
         out = []
-        for row in gen[:, ctx.shape[1]:].tolist():
+        for row in gen.tolist():
             if self.eos in row:
                 row = row[: row.index(self.eos)]
             out.append(self.tok.decode(row, skip_special_tokens=True).strip())
         return out
+
+    def _run(self, ctx, max_new_tokens, **kw) -> list[str]:
+        """HF generate on contexts (B, T), face tokens suppressed -> answer texts."""
+        suppress = list(range(self.face0, self.face0 + self.codebook_size)) + [self.face_open, self.face_close]
+        gen = self.model.generate(input_ids=ctx, attention_mask=torch.ones_like(ctx), do_sample=False,
+                                  max_new_tokens=max_new_tokens, eos_token_id=self.eos,
+                                  pad_token_id=self.tok.pad_token_id, suppress_tokens=suppress, **kw)
+        return self._answers(gen[:, ctx.shape[1]:])
+
+    def _generate(self, seqs, prompt, max_new_tokens):
+        ctx = torch.tensor([self._context(f, prompt) for f in seqs], device=self.device)   # (B, T)
+        return self._run(ctx, max_new_tokens)
+
+    def _beams(self, seq, prompt, max_new_tokens, beams, reject=None):
+        """HF beam search; `reject` is not applied while beams grow (the
+        caller filters the finished answers)."""
+        ctx = torch.tensor([self._context(seq, prompt)], device=self.device)              # (1, T)
+        return self._run(ctx, max_new_tokens, num_beams=beams, num_return_sequences=beams)
 
     # ---------------------------------------------------------------- I/O
     def save(self, folder, extra: dict | None = None) -> Path:
