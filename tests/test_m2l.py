@@ -207,9 +207,9 @@ def test_shipped_captioner_quality(shipped_m2l, shipped_tokenizer):
     caps = shipped_m2l.caption_batch([it.tokens for it in items])
     s = correctness(caps, [it.labels for it in items])
     # A regression floor for the shipped model (measured on these clips:
-    # CorE 0.975, CorM 0.525, CorI 0.85; chance is CorE 0.04), not the issue's
+    # CorE 0.975, CorM 0.793, CorI 0.925; chance is CorE 0.04), not the issue's
     # goals (0.90 / 0.85 / 0.80); CorM does not reach its goal yet.
-    assert s["CorE"] >= 0.85 and s["CorM"] >= 0.4 and s["CorI"] >= 0.7, s
+    assert s["CorE"] >= 0.85 and s["CorM"] >= 0.6 and s["CorI"] >= 0.75, s
 
 
 def test_shipped_captioner_tasks(shipped_m2l, shipped_tokenizer):
