@@ -50,7 +50,7 @@ class CaptionModel(ABC):
     Subclasses implement the sequence layout, the loss and generation."""
 
     kind = "abstract"
-    # Beams for re-decoding a describe answer that names no emotion (0 or 1:
+    # Beams for re-decoding a malformed describe answer (`_repair`; 0 or 1:
     # keep greedy answers as they are).
     repair_beams = 4
 
@@ -115,10 +115,9 @@ class CaptionModel(ABC):
         well formed, the greedy answer stays."""
         if prompt not in PROMPTS["describe"] or self.repair_beams < 2:
             return
-        from .evaluate import CaptionReader
-        reader = None
+        from .evaluate import default_reader
+        reader = default_reader()
         for i, text in enumerate(out):
-            reader = reader or CaptionReader()
             if reader.problem(text) is None:
                 continue
             for cand in self._beams(seqs[i], prompt, max_new_tokens, self.repair_beams,
