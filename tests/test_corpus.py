@@ -15,7 +15,7 @@ from pyfacelang.corpus.build import build_synthetic
 from pyfacelang.corpus.dataset import CorpusDataset, split_of
 from pyfacelang.corpus.stats import corpus_stats
 from pyfacelang.corpus.store import Corpus, CorpusError
-from pyfacelang.corpus.synth import SynthConfig, generate_clip, plan_corpus
+from pyfacelang.corpus.synth import ClipPlan, SynthConfig, generate_clip, plan_corpus
 from pyfacelang.corpus.vocab import load_vocabulary
 
 
@@ -62,6 +62,65 @@ def test_clip_content_and_determinism():
     rec = v.data["emotion_groups"][lab["emotion_group"]]["arkit"]
     k = list(v.arkit_vector(rec)).index(max(v.arkit_vector(rec)))
     assert params[-1, k] > 0.1
+
+
+def _closures(x: np.ndarray, fps: float) -> list[tuple[int, float]]:
+    """(frames at >= 0.5, seconds from start of the first to end of the
+    last frame above 0.05) for each run of an eye closure in weights x."""
+    runs, i = [], 0
+    while i < len(x):
+        if x[i] >= 0.5:
+            a = i
+            while a > 0 and x[a - 1] > 0.05:
+                a -= 1
+            b = i
+            while b + 1 < len(x) and x[b + 1] > 0.05:
+                b += 1
+            runs.append((int((x[a:b + 1] >= 0.5).sum()), (b - a + 1) / fps))
+            i = b + 1
+        else:
+            i += 1
+    return runs
+
+
+def test_labelled_blinks_are_apart_from_spontaneous_ones():
+    """Every clip blinks on its own every 2-6 s (~0.18 s, named by no
+    caption); a labelled "blink" is a deliberate one, held longer, and a
+    "double blink" is two closures in quick succession. With the two alike,
+    no model can learn when a caption says "blinks"."""
+    cfg = SynthConfig(clips=1, seed=7, fps=25)
+    spont, blink, double = [], [], []
+    for i in range(24):
+        emo = ("proud", "surprised", "nervous", "curious")[i % 4]      # recipes that leave the eyelids alone
+        for act, into in (((), spont), (("blink",), blink), (("double blink",), double)):
+            params, _, meta = generate_clip(ClipPlan(i, emo, 3, act, None, 8.0), cfg)
+            x = params[:, [0, 7]].min(1)                     # both eyes closed
+            runs = _closures(x, cfg.fps)
+            if not act:
+                into += runs
+                continue
+            a = meta["labels"]["actions"][0]
+            s, e = int(a["start"] * cfg.fps), int(np.ceil(a["end"] * cfg.fps)) + 1
+            inside = _closures(x[max(0, s - 2): e + 2], cfg.fps)
+            if a.get("tempo") is None:
+                into.append(inside)
+    assert spont and all(d <= 0.25 for _, d in spont), spont
+    assert all(len(r) == 1 and r[0][1] >= 0.28 and r[0][0] >= 3 for r in blink), blink
+    assert all(len(r) == 2 for r in double), double
+    # what a caption calls a blink lasts longer than any spontaneous one
+    assert min(r[0][1] for r in blink) > max(d for _, d in spont)
+
+
+def test_hold_words_read_as_english():
+    """Adverbs go before the action's verb ("briefly funnels the lips"),
+    "lingering" after it ("funnels the lips, lingering")."""
+    from pyfacelang.corpus.captions import _action_phrase
+    d = load_vocabulary().data
+    act = {"word": "pout", "start": 1.0, "end": 2.0}
+    verb = d["actions"]["pout"]["phrases"][0]
+    assert _action_phrase({**act, "tempo": "briefly"}, d, 0)[0] == f"briefly {verb}"
+    assert _action_phrase({**act, "tempo": "lingering"}, d, 0)[0] == f"{verb}, lingering"
+    assert _action_phrase({**act, "tempo": "twice"}, d, 0)[0] == f"{verb} twice"
 
 
 def test_prelude_actions_and_short_prompts():

@@ -389,3 +389,28 @@ def test_cli_eval_and_train_tiny(tmp_path, corpus, capsys):
     with pytest.raises(SystemExit):
         main(["train", "tokenizer", "--corpus", str(corpus), "-o", str(tmp_path / "v"), "--param-weight", "-1"])
     assert main(["train", "tokenizer", "--corpus", str(tmp_path / "none"), "-o", str(tmp_path / "u")]) == 1
+
+
+@pytest.mark.parametrize("source", ["random", "error", "error2"])
+def test_dead_codes_restart_on_badly_served_frames(source):
+    """restart_from "error"/"error2" seeds dead codes on frames far from every
+    live code (a rare wink among common faces), "random" anywhere."""
+    from pyfacelang.tokens.config import TrainConfig
+    from pyfacelang.tokens.model import EMACodebook
+    g = torch.Generator().manual_seed(0)
+    cb = EMACodebook(size=16, dim=4, decay=0.99, dead_threshold=0.5)
+    live = torch.randn(8, 4, generator=g)
+    cb.embed[:8] = live
+    cb.embed[8:] = 100.0                                   # dead, far from everything
+    cb.cluster_size[:8] = 10.0
+    cb.cluster_size[8:] = 0.0
+    common = live[torch.randint(0, 8, (990,), generator=g)] + 0.01 * torch.randn(990, 4, generator=g)
+    rare = torch.full((10, 4), 5.0)                        # 1% of frames, served by no live code
+    z = torch.cat([common, rare])                          # (1000, 4)
+    torch.manual_seed(0)
+    assert cb.restart_dead(z, source) == 8
+    on_rare = int(((cb.embed[8:] - 5.0).abs().max(1).values < 0.5).sum())
+    assert (on_rare >= 6) if source != "random" else (on_rare <= 2), (source, on_rare)
+    assert bool((cb.cluster_size[8:] >= 0.5).all())        # alive after the restart
+    with pytest.raises(FaceLangError, match="restart_from"):
+        TrainConfig(restart_from="nearest")

@@ -57,8 +57,10 @@ def _action_phrase(act: dict, d: dict, variant: int) -> tuple[str, list]:
         return f"{p} {tw}", [tw]
     if tw == "repeatedly":
         return f"repeatedly {p}", [tw]
-    if tw:
+    if tw and tw.endswith("ly"):   # an adverb before the verb: "briefly funnels the lips"
         return f"{tw} {p}", [tw]
+    if tw:                         # "lingering" after it: "funnels the lips, lingering"
+        return f"{p}, {tw}", [tw]
     return p, []
 
 

@@ -123,8 +123,8 @@ def smooth_noise(rng, T: int, scale: float, knots: int = 6) -> np.ndarray:
 
 
 # ------------------------------------------------------------------- clip
-def _tempo_word(rng, vocab_tempo: dict, kind: str):
-    words = [w for w, v in vocab_tempo.items() if kind in v]
+def _tempo_word(rng, vocab_tempo: dict, kind: str, at_least: float | None = None):
+    words = [w for w, v in vocab_tempo.items() if kind in v and (at_least is None or v[kind] >= at_least)]
     return words[rng.integers(len(words))]
 
 
@@ -172,7 +172,8 @@ def generate_clip(plan: ClipPlan, cfg: SynthConfig, vocab: Vocabulary | None = N
         ar = d["actions"][a]
         first_of_prelude = prelude and not labels_actions
         rep_word = _tempo_word(rng, d["tempo"], "repeat") if rng.random() < 0.2 and not first_of_prelude else None
-        hold_word = _tempo_word(rng, d["tempo"], "hold") if (rep_word is None and rng.random() < 0.2
+        shortest = 1.0 if ar.get("deliberate") else None    # a deliberate blink is never made brief
+        hold_word = _tempo_word(rng, d["tempo"], "hold", shortest) if (rep_word is None and rng.random() < 0.2
                                                              and not first_of_prelude) else None
         reps = d["tempo"][rep_word]["repeat"] if rep_word else 1
         dur = rng.uniform(*ar["duration"]) * (d["tempo"][hold_word]["hold"] if hold_word else 1.0)
@@ -182,9 +183,12 @@ def generate_clip(plan: ClipPlan, cfg: SynthConfig, vocab: Vocabulary | None = N
         amp = rng.uniform(0.8, 1.0)
         vec = vocab.arkit_vector(ar["arkit"]) * amp
         env_a = np.zeros(T)
+        pulses = int(ar.get("pulses", 1))      # closures within one action (a double blink: 2)
+        pl = dur / (pulses + 0.5 * (pulses - 1))   # pulse length, half a pulse between pulses
         for r in range(reps):
-            s0 = start + r * (dur + 0.15)
-            env_a = np.maximum(env_a, envelope(t, s0, min(0.25, dur * 0.35), s0 + dur * 0.65, dur * 0.35))
+            for q in range(pulses):
+                s0 = start + r * (dur + 0.15) + q * 1.5 * pl
+                env_a = np.maximum(env_a, envelope(t, s0, min(0.25, pl * 0.35), s0 + pl * 0.65, pl * 0.35))
         components.append(env_a[:, None] * vec[None])
         if ar.get("eye"):
             eye_busy |= env_a > 0.05

@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass, field
 from ..errors import FaceLangError
 from ..training import config_from_dict
 
+RESTART_SOURCES = ("random", "error", "error2")
+
 
 @dataclass(frozen=True)
 class TokenizerConfig:
@@ -114,6 +116,14 @@ class TrainConfig:
     # Dead codes are restarted from encoder outputs every `restart_every` steps
     # (and never in the last 10% of training, so the codebook settles).
     restart_every: int = 50
+    # Which encoder outputs a dead code restarts on: "random" (uniform over
+    # the batch's frames), "error" (drawn in proportion to the squared
+    # distance to their nearest code, as k-means++ seeds) or "error2" (that
+    # distance squared again, seeking the worst-served frames harder). A
+    # rare frame the codebook serves badly (a one-eyed wink is 0.2% of
+    # frames; its quantization error is ~4.5x a clip's median) then gets a
+    # code of its own instead of folding into the nearest common one.
+    restart_from: str = "random"
     # Checkpoint cadence (steps) for resume after interruption.
     checkpoint_every: int = 250
     # Training corpus when none is given: the default synthetic corpus.
@@ -121,6 +131,10 @@ class TrainConfig:
     corpus_seed: int = 0
     seed: int = 0
     threads: int = 0  # torch intra-op threads; 0 = torch's default
+
+    def __post_init__(self):
+        if self.restart_from not in RESTART_SOURCES:
+            raise FaceLangError(f"restart_from must be one of {RESTART_SOURCES}, got '{self.restart_from}'")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -188,6 +202,10 @@ PRESETS = {
                                       action_probe=4.0),
     "micro-pw300": _MICRO,
     "micro-2": dataclasses.replace(_K2048, action_probe=2.0),
+    # The default with dead codes restarted on badly served frames
+    # (TrainConfig.restart_from).
+    "micro-err": dataclasses.replace(_MICRO, restart_from="error"),
+    "micro-err2": dataclasses.replace(_MICRO, restart_from="error2"),
     # A few-minute smoke run for tests and quick experiments.
     "tiny": TrainConfig(model=TokenizerConfig(codebook_size=64, code_dim=16, enc_hidden=64, dec_hidden=32),
                         steps=60, batch=8, window=24, warmup=10, restart_every=10, checkpoint_every=20,

@@ -60,13 +60,24 @@ class EMACodebook(nn.Module):
         self.embed.copy_(self.embed_sum / smoothed[:, None])
 
     @torch.no_grad()
-    def restart_dead(self, z: torch.Tensor) -> int:
-        """Move codes whose EMA count fell under the threshold onto random
-        encoder outputs of this batch. Returns how many were restarted."""
+    def restart_dead(self, z: torch.Tensor, source: str = "random") -> int:
+        """Move codes whose EMA count fell under the threshold onto encoder
+        outputs of this batch: uniformly drawn ("random"), or drawn in
+        proportion to their squared distance to the nearest live code
+        ("error") or to its square ("error2"). Returns how many were restarted."""
         dead = torch.nonzero(self.cluster_size < self.dead_threshold).flatten()
         if len(dead) == 0:
             return 0
-        pick = torch.randint(0, z.shape[0], (len(dead),), device=z.device)
+        if source == "random":
+            pick = torch.randint(0, z.shape[0], (len(dead),), device=z.device)
+        elif source in ("error", "error2"):
+            live = self.cluster_size >= self.dead_threshold
+            d = sq_dists(z, self.embed[live]).min(1).values.clamp_min(0.0)     # (N,)
+            w = d * d if source == "error2" else d
+            w = w + 1e-12 * (float(w.sum()) == 0.0)                               # all served exactly: uniform
+            pick = torch.multinomial(w, len(dead), replacement=True)
+        else:
+            raise ValueError(f"restart source must be random, error or error2, got '{source}'")
         fresh = z[pick] + 1e-3 * z.std() * torch.randn(len(dead), self.dim, device=z.device)
         self.embed[dead] = fresh
         self.cluster_size[dead] = self.dead_threshold * 2

@@ -261,7 +261,7 @@ def train_tokenizer(corpus, out, cfg: TrainConfig, *, progress: bool = False, lo
             model.codebook.update(z.detach(), idx)
         restarted = 0
         if quantize and (step + 1) % cfg.restart_every == 0 and step < 0.9 * cfg.steps:
-            restarted = model.codebook.restart_dead(z.detach())
+            restarted = model.codebook.restart_dead(z.detach(), cfg.restart_from)
         step += 1
         prog.update(step, total.item(), lambda: {
             **{k: round(v.item(), 6) for k, v in parts.items()}, "restarted": restarted, "lr": lr_at(step - 1, cfg),
