@@ -68,16 +68,17 @@ class EMACodebook(nn.Module):
         dead = torch.nonzero(self.cluster_size < self.dead_threshold).flatten()
         if len(dead) == 0:
             return 0
-        if source == "random":
-            pick = torch.randint(0, z.shape[0], (len(dead),), device=z.device)
-        elif source in ("error", "error2"):
-            live = self.cluster_size >= self.dead_threshold
+        if source not in ("random", "error", "error2"):
+            raise ValueError(f"restart source must be random, error or error2, got '{source}'")
+        live = self.cluster_size >= self.dead_threshold
+        w = None
+        if source != "random" and bool(live.any()):
             d = sq_dists(z, self.embed[live]).min(1).values.clamp_min(0.0)     # (N,)
             w = d * d if source == "error2" else d
-            w = w + 1e-12 * (float(w.sum()) == 0.0)                               # all served exactly: uniform
-            pick = torch.multinomial(w, len(dead), replacement=True)
+        if w is None or float(w.sum()) <= 0.0:      # "random", or nothing to weigh by: uniform
+            pick = torch.randint(0, z.shape[0], (len(dead),), device=z.device)
         else:
-            raise ValueError(f"restart source must be random, error or error2, got '{source}'")
+            pick = torch.multinomial(w, len(dead), replacement=True)
         fresh = z[pick] + 1e-3 * z.std() * torch.randn(len(dead), self.dim, device=z.device)
         self.embed[dead] = fresh
         self.cluster_size[dead] = self.dead_threshold * 2
