@@ -121,8 +121,7 @@ def fit(model, obs: torch.Tensor, w: torch.Tensor, rot: torch.Tensor, scale: tor
                              f"got {t.dtype} {tuple(t.shape)} on {t.device}")
     if chain and device.type == "cuda":
         raise ShapeError("fit: chain=True (sequential warm starts) runs on CPU tensors only")
-    if not torch.isfinite(obs).all():
-        raise ShapeError("fit: landmarks contain NaN or infinite values")
+    _check_finite(obs, "fit: landmarks")
     if max_iters < 0 or max_trials < 1:
         raise ShapeError("fit: max_iters must be >= 0 and max_trials >= 1")
     cost = torch.empty(N, dtype=torch.float32, device=device)
@@ -149,7 +148,7 @@ def _check_finite(t: torch.Tensor, what: str) -> None:
     else:
         ok = bool(torch.isfinite(t).all())
     if not ok:
-        raise ShapeError(f"nearest_code: {what} contains NaN or infinite values")
+        raise ShapeError(f"{what} contain NaN or infinite values")
 
 
 def nearest_code(x: torch.Tensor, codebook: torch.Tensor, *, exact: bool = False, num_threads: int = 0):
@@ -174,8 +173,8 @@ def nearest_code(x: torch.Tensor, codebook: torch.Tensor, *, exact: bool = False
         raise ShapeError(f"nearest_code: the codebook must have K >= 1 codes of D >= 1 dims, got {(K, D)}")
     x = _f32(x, "x", (None, D), device)
     N = x.shape[0]
-    _check_finite(x, "x (queries)")
-    _check_finite(codebook, "the codebook")
+    _check_finite(x, "nearest_code: x (queries)")
+    _check_finite(codebook, "nearest_code: the codebook entries")
     idx = torch.empty(N, dtype=torch.int32, device=device)
     dist = torch.empty(N, dtype=torch.float32, device=device)
     if N == 0:

@@ -67,7 +67,8 @@ def test_numpy_forward_matches_the_torch_net():
     w = windows(_rows(9, seed=5), rd.cfg.context)
     with torch.no_grad():
         want = rd.net(torch.from_numpy(w)).clamp(0, 1).numpy()
-    np.testing.assert_allclose(rd._weights(w), want, atol=1e-5)
+    np.testing.assert_allclose(rd._weights(w), want, atol=1e-5)         # 9 rows: BLAS
+    np.testing.assert_allclose(rd._weights(w[:3]), want[:3], atol=1e-5)  # a few rows: numpy's own loop
 
 
 def test_save_load_round_trip_and_bad_files(tmp_path):

@@ -96,10 +96,17 @@ class FitResult:
 
 
 def _blend(w: np.ndarray, basis: np.ndarray) -> np.ndarray:
-    """(K,) weights x (K, V, 3) basis -> (V, 3), as one matrix-vector product.
-    np.tensordot takes the matrix-matrix path, whose BLAS threads cost
-    milliseconds per call on a busy machine; this is ~15 us."""
-    return (w @ basis.reshape(len(w), -1)).reshape(basis.shape[1:])
+    """(K,) weights x (K, V, 3) basis -> (V, 3), in numpy's own loop (~16 us).
+    Not `w @ basis` nor np.tensordot: OpenBLAS splits a product this size over
+    its threads, and when the other cores are busy (MediaPipe, the captioner)
+    waiting for them costs ~6 ms per call (measured under two training jobs:
+    gemv median 5853 us, this 16 us)."""
+    return np.einsum("k,kn->n", w, basis.reshape(len(w), -1)).reshape(basis.shape[1:])   # (V, 3)
+
+
+def _to_pixels(v: np.ndarray, camera) -> np.ndarray:
+    """(V, 3) vertices (mm) + camera (s, tx, ty, tz) -> (V, 3) float32 pixels."""
+    return (camera[0] * np.array([1.0, -1.0, -1.0]) * v + camera[1:]).astype(np.float32)
 
 
 def _check_landmarks(lmk) -> np.ndarray:
@@ -152,11 +159,13 @@ class FaceFitter:
         self.mask = np.ones(NUM_LANDMARKS, bool) if landmark_mask is None else np.asarray(landmark_mask, bool)
         if self.mask.shape != (NUM_LANDMARKS,) or self.mask.sum() < 20:
             raise ShapeError("landmark_mask must be (478,) bool with at least 20 observed landmarks")
+        self._observed = slice(None) if self.mask.all() else np.flatnonzero(self.mask)   # rows the residual reads
         self._base = rig_fit_model(self.model, weights=landmark_weights(self.model) * self.mask)
         self._id_slice = self.model.slices["identity"]
         self._ex_slice = self.model.slices["expression"]
         self._rot_slice = self.model.slices["rotation"]
         self._basis64 = self.model.blendshapes.astype(np.float64)
+        self._basis32 = np.ascontiguousarray(self.model.blendshapes, np.float32)
         self._id_basis64 = self.model.identity_basis.astype(np.float64)
         om = self._base.weights.double().numpy()
         self._id_gram = np.einsum("ivc,v,jvc->ij", self._id_basis64, om, self._id_basis64)  # (I, I)
@@ -183,11 +192,9 @@ class FaceFitter:
         self._missing = 0
         self._frame = 0
         self._next_id_time = -np.inf
-        # weights (unit 1) and rotation (0.3 rad) share one filter; the camera's
-        # speed is measured in face-relative units, set on the first frame
-        K = self._base.K
-        self._filter = OneEuroFilter(self.cfg.filter, scale=np.r_[np.ones(K), np.full(3, 0.3)])
-        self._cam_filter = None
+        # weights, rotation and camera share one filter, made on the first
+        # frame (the camera's speed scale is relative to the face's size)
+        self._filter = None
 
     def rewind(self) -> None:
         """Start the sequence again keeping the calibrated identity and neutral
@@ -197,9 +204,7 @@ class FaceFitter:
         self._prev = None
         self._missing = 0
         self._frame = 0
-        K = self._base.K
-        self._filter = OneEuroFilter(self.cfg.filter, scale=np.r_[np.ones(K), np.full(3, 0.3)])
-        self._cam_filter = None
+        self._filter = None
         self.finish_calibration()
 
     def close(self) -> None:
@@ -385,35 +390,50 @@ class FaceFitter:
         return p
 
     def _result(self, obs, sol, t) -> FitResult:
-        w, R, s, tr = (x[0] for x in sol)
-        raw = np.concatenate([w.numpy(), log_rotation_np(R.numpy())])
+        w, R, s, tr = (x[0].numpy() for x in sol)
+        K = len(w)
+        raw = np.concatenate([w, log_rotation_np(R), s[None], tr])       # (K + 3 + 4,) weights, rotation, camera
+        if self._filter is None:
+            # speeds in units of: 1 for weights, 0.3 rad, 5% of the scale and
+            # 20 mm of translation (the first frame's scale, px/mm)
+            s0 = float(s)
+            self._filter = OneEuroFilter(self.cfg.filter, scale=np.r_[np.ones(K), np.full(3, 0.3), 0.05 * s0,
+                                                                      np.full(3, 20 * s0)])
         filt = self._filter(raw, t)
-        if self._cam_filter is None:  # speeds in units of 5% of scale and 20 mm of translation
-            s0 = s.item()
-            self._cam_filter = OneEuroFilter(self.cfg.filter, scale=np.array([0.05 * s0, 20 * s0, 20 * s0, 20 * s0]))
-        cam = self._cam_filter(np.array([s.item(), *tr.numpy()]), t)
-        K = w.shape[0]
         wf = np.clip(filt[:K], 0.0, 1.0).astype(np.float32)
-        params = self._params(wf, rodrigues_np(filt[K:]), self.identity)
-        fitted = self.project(params, cam)
-        # the fit's own accuracy: unfiltered solution against this frame's landmarks
-        raw_fit = self.project(self._params(w.numpy(), R.numpy(), self.identity), np.array([s.item(), *tr.numpy()]))
-        residual = float(np.linalg.norm(raw_fit[self.mask, :2] - obs[self.mask, :2], axis=1).mean())
+        rot, cam = filt[K:K + 3], filt[K + 3:]
+        params = self.model.neutral_params()
+        params[self._id_slice] = self.identity
+        params[self._ex_slice] = wf
+        params[self._rot_slice] = rot
+        # the filtered output and the unfiltered solution (the fit's own
+        # accuracy against this frame's landmarks) in one blend
+        X = self._posed(np.stack([wf, w]), np.stack([rodrigues_np(rot), R.astype(np.float64)]))   # (2, V, 3)
+        fitted = _to_pixels(X[0], cam)
+        d = _to_pixels(X[1], raw[K + 3:])[self._observed, :2] - obs[self._observed, :2]   # (M, 2)
+        residual = float(np.sqrt(np.einsum("ij,ij->i", d, d)).mean())
         return FitResult(params, residual, True, cam.astype(np.float32), fitted)
+
+    def _posed(self, w: np.ndarray, R: np.ndarray) -> np.ndarray:
+        """(N, K) weights, (N, 3, 3) head rotations -> (N, V, 3) posed
+        vertices (mm) on this track's personalised neutral."""
+        n, V = len(w), self.neutral.shape[0]
+        # float32 product (half the memory traffic of float64; the output
+        # landmarks are float32), in numpy's own loop (see _blend)
+        B = self._basis32.reshape(len(self._basis32), -1)                       # (K, V * 3)
+        X = self.neutral + np.einsum("nk,kd->nd", w.astype(np.float32), B).reshape(n, V, 3)
+        p = np.asarray(self._fm.pivot)
+        return np.matmul(X - p, R.transpose(0, 2, 1)) + p
 
     def vertices(self, params: np.ndarray) -> np.ndarray:
         """(V, 3) posed vertices (mm) of rig parameters on this track's
         personalised neutral (its identity, plus the per-vertex correction)."""
         w = params[self._ex_slice].astype(np.float64)
-        R = rodrigues_np(params[self._rot_slice])
-        X = self.neutral + _blend(w, self._basis64)                  # (V, 3)
-        p = np.asarray(self._fm.pivot)
-        return (X - p) @ R.T + p
+        return self._posed(w[None], rodrigues_np(params[self._rot_slice])[None])[0]
 
     def project(self, params: np.ndarray, camera: np.ndarray) -> np.ndarray:
         """Rig parameters + camera (s, tx, ty, tz) -> (478, 3) landmarks in pixels."""
-        v = self.vertices(params)
-        return (camera[0] * np.array([1.0, -1.0, -1.0]) * v + camera[1:]).astype(np.float32)
+        return _to_pixels(self.vertices(params), camera)
 
     def _invalid(self) -> FitResult:
         nan = np.full(self.model.num_params, np.nan, np.float32)

@@ -162,7 +162,12 @@ class MotionReader:
         mu, sd, layers = self._np
         x = (win - mu) / sd
         for k, (W, b) in enumerate(layers):
-            x = x @ W + b
+            # A few rows (live `push`: one) in numpy's own loop: OpenBLAS
+            # splits even a (1, 495) x (495, 512) product over its threads,
+            # and when the other cores are busy (MediaPipe, the captioner)
+            # waiting for them costs ~18 ms per frame against ~80 us here
+            # (measured under two training jobs). Batches (`read`) use BLAS.
+            x = (np.einsum("nd,dk->nk", x, W) if len(x) <= 8 else x @ W) + b
             if k < len(layers) - 1:   # tanh-GELU, as torch.nn.GELU("tanh")
                 x = 0.5 * x * (1.0 + np.tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)))
         return np.clip(x, 0.0, 1.0).astype(np.float32)
