@@ -173,7 +173,7 @@ def nearest_code(x: torch.Tensor, codebook: torch.Tensor, *, exact: bool = False
         raise ShapeError(f"nearest_code: the codebook must have K >= 1 codes of D >= 1 dims, got {(K, D)}")
     x = _f32(x, "x", (None, D), device)
     N = x.shape[0]
-    _check_finite(x, "nearest_code: x (queries)")
+    _check_finite(x, "nearest_code: the queries (x)")
     _check_finite(codebook, "nearest_code: the codebook entries")
     idx = torch.empty(N, dtype=torch.int32, device=device)
     dist = torch.empty(N, dtype=torch.float32, device=device)
