@@ -133,7 +133,12 @@ def cmd_eval_l2m(args, emit) -> int:
     tok = FaceTokenizer.load(args.tokenizer)
     models = {"prefix": TextToMotion.load(args.l2m, tok.sha256)}
     if not args.no_global:
-        models["global"] = TextToMotion.load(args.l2m_global or _shipped_global(), tok.sha256)
+        if args.l2m_global is None and not _shipped_global().is_dir():
+            print("eval l2m: no global-embedding baseline ships with the package, so the prefix model is scored "
+                  "alone (train one with `pyfacelang train l2m --conditioning global -o DIR` and pass "
+                  "--l2m-global DIR)")
+        else:
+            models["global"] = TextToMotion.load(args.l2m_global or _shipped_global(), tok.sha256)
     evaluator = MotionEvaluator.load(args.evaluator)
     if args.corpus:
         items = corpus_items(args.corpus, "test", tok, limit=args.clips, keep_motion=True)
@@ -177,7 +182,8 @@ def _shipped_global():
 def add_eval_options(e) -> None:
     g = e.add_argument_group("l2m")
     g.add_argument("--l2m", help="l2m: prefix motion model folder (default: shipped)")
-    g.add_argument("--l2m-global", help="l2m: global-embedding baseline folder (default: shipped)")
+    g.add_argument("--l2m-global", help="l2m: global-embedding baseline folder (default: the shipped one if "
+                                        "the package has one, else the prefix model is scored alone)")
     g.add_argument("--no-global", action="store_true", help="l2m: skip the baseline")
     g.add_argument("--sequences", type=int, default=100,
                    help="l2m: two-part prompts ('A, then B') to score as Seq2 (default 100; 0: none)")

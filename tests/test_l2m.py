@@ -454,7 +454,7 @@ def test_animate_argument_errors(tmp_path, monkeypatch, capsys, args, msg):
     assert not list(tmp_path.iterdir())
 
 
-def test_animate_and_eval_cli(tmp_path, tiny_corpus, shipped_tokenizer, capsys):
+def test_animate_and_eval_cli(tmp_path, tiny_corpus, shipped_tokenizer, capsys, monkeypatch):
     out = tmp_path / "l2m"
     train_l2m(tiny_corpus, out, dataclasses.replace(PRESETS["tiny"], steps=2), tokenizer=shipped_tokenizer,
               log=lambda *a: None)
@@ -482,6 +482,12 @@ def test_animate_and_eval_cli(tmp_path, tiny_corpus, shipped_tokenizer, capsys):
         assert set(figures[name]) >= {"L2", "FD", "R@1", "R@3", "CorE", "Tok", "ms_10s", "Seq2", "Seq2_whole"}
         assert 0 <= figures[name]["Tok"] <= 1 and figures[name]["L2"] > 0
     assert figures["real"]["CorE"] >= 0
+    # no baseline given and none shipped: the prefix model alone, said so
+    import pyfacelang.cli_l2m as cli_l2m
+    monkeypatch.setattr(cli_l2m, "_shipped_global", lambda: tmp_path / "no_such_folder")
+    main(["eval", "l2m", "--l2m", str(out), "--evaluator", str(ev), "--clips", "2", "--seed", "5", "--sequences", "0"])
+    text = capsys.readouterr().out
+    assert "no global-embedding baseline ships" in text and "global" not in json.loads(text.strip().splitlines()[-1])
 
 
 def test_bench_l2m_cli(tmp_path, capsys):
