@@ -233,10 +233,11 @@ def add_parsers(sub) -> None:
     t.add_argument("--corpus", help="corpus folder (default: build the preset's synthetic corpus in OUT/corpus)")
     t.add_argument("-o", "--output", required=True, help="output model folder (rerun to resume)")
     t.add_argument("--preset", help="training recipe. tokenizer: default (shipped, with the action probe), "
-                                    "baseline (coefficient space), micro-pw300 (= default), fidelity-2048 (the "
-                                    "default before the probe), k1024, fidelity (K=4096), micro, micro-2, micro-wide, "
-                                    "micro-l1, micro-l4 (other action-probe recipes), micro-err, micro-err2 (dead "
-                                    "codes restarted on badly served frames), tiny. "
+                                    "baseline (coefficient space), micro-err (= default: dead codes restarted on badly "
+                                    "served frames), micro-pw300 (the default before, without that rule), "
+                                    "fidelity-2048 (the default before the probe), k1024, fidelity (K=4096), micro, "
+                                    "micro-2, micro-wide, micro-l1, micro-l4 (other action-probe recipes), micro-err2, "
+                                    "tiny. "
                                     "m2l: default (shipped built-in, with a face reader, 6000 steps), "
                                     "face-conv-6k (= default), face-conv (3000 steps, the default before), "
                                     "plain (the earlier default, no face reader), retracked (30%% tracked renders, not "

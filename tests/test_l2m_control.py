@@ -38,10 +38,8 @@ def held_smile(motions) -> float:
 
 @pytest.mark.parametrize("faint, broad", [
     ("A woman looks faintly joyful.", "A woman looks extremely joyful."),
-    pytest.param("The person is slightly happy.", "The person is intensely happy.",
-                 marks=pytest.mark.xfail(strict=True, reason="the model on the action-probe tokenizer holds a smile of "
-                                         "0.46 for 'slightly happy' (the corpus's happy at intensity 2: 0.36; the "
-                                         "model before it: 0.34) against 0.77 for 'intensely happy': 1.7x, not 2x")),
+    # failed (1.7x) with the model shipped in sessions 23-25; passes since session 26
+    ("The person is slightly happy.", "The person is intensely happy."),
 ])
 def test_intensity_word_scales_the_smile(generate, faint, broad):
     lo, hi = held_smile(generate(faint)), held_smile(generate(broad))

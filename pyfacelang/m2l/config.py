@@ -109,8 +109,10 @@ _FACE_CONV_6K = M2LTrainConfig(model=CaptionerConfig(face_conv=3), steps=6000)
 
 PRESETS = {
     # The shipped built-in captioner. eval m2l on 500 fresh clips (seed
-    # 1234), on the action-probe tokenizer: CorE 0.946, CorM 0.792, CorI
-    # 0.904, BLEU-4 0.468, ROUGE-L 0.621 (5797 s on one core). The same
+    # 1234), on the micro-err tokenizer (session 26): CorE 0.952, CorM
+    # 0.822, CorI 0.890, BLEU-4 0.462, ROUGE-L 0.614 (6664 s on one core
+    # with another job). On the action-probe tokenizer before it: CorE
+    # 0.946, CorM 0.792, CorI 0.904, BLEU-4 0.468, ROUGE-L 0.621 (5797 s). The same
     # network at 3000 steps (`face-conv`): 0.938 / 0.726 / 0.900, 0.439 /
     # 0.606. On the tokenizer before (fidelity-2048), 3000 steps: 0.958 /
     # 0.585 / 0.908; 2000 steps 0.942 / 0.524 / 0.900; "plain" 0.960 /
