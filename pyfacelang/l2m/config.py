@@ -174,7 +174,8 @@ PRESETS = {
     # tokenizer (session 26), eval l2m on 500 clips (seed 1234): L2 0.497,
     # FD 0.117, R@1 0.508, CorE 0.848, Tok 0.677, Seq2 0.63; the model on
     # the action-probe tokenizer before it, same evaluator: 0.483, 0.102,
-    # 0.566, 0.906, 0.669, 0.75. On the action-probe tokenizer, eval l2m on 500 clips: L2 0.482, FD 0.107,
+    # 0.566, 0.906, 0.669, 0.75. On the action-probe tokenizer with its own
+    # evaluator, eval l2m on 500 clips: L2 0.482, FD 0.107,
     # R@1 0.576, CorE 0.910, Tok 0.669, Seq2 0.75; "a faint smile" / "an
     # extremely broad smile" 0.10 / 0.80. On fidelity-2048 (2214 s on 2
     # threads): L2 0.453, FD 0.169, R@1 0.548, CorE 0.832, Tok

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import TokenizerConfig
+from .config import RESTART_SOURCES, TokenizerConfig
 from .geometry import DISP_SCALE, MOTION_DIM, N_EXPR, ROT_SCALE, MotionGeometry, coefficient_features
 
 
@@ -68,8 +68,8 @@ class EMACodebook(nn.Module):
         dead = torch.nonzero(self.cluster_size < self.dead_threshold).flatten()
         if len(dead) == 0:
             return 0
-        if source not in ("random", "error", "error2"):
-            raise ValueError(f"restart source must be random, error or error2, got '{source}'")
+        if source not in RESTART_SOURCES:
+            raise ValueError(f"restart source must be one of {RESTART_SOURCES}, got '{source}'")
         live = self.cluster_size >= self.dead_threshold
         w = None
         if source != "random" and bool(live.any()):

@@ -382,11 +382,12 @@ class FaceFitter:
         self._prev = sol
         return self._result(obs, sol, t)
 
-    def _params(self, w, R, identity) -> np.ndarray:
+    def _params(self, w, rot, identity) -> np.ndarray:
+        """Rig parameters from expression weights, axis-angle head rotation (3,) and identity."""
         p = self.model.neutral_params()
         p[self._id_slice] = identity
         p[self._ex_slice] = w
-        p[self._rot_slice] = log_rotation_np(np.asarray(R, np.float64))
+        p[self._rot_slice] = rot
         return p
 
     def _result(self, obs, sol, t) -> FitResult:
@@ -402,10 +403,7 @@ class FaceFitter:
         filt = self._filter(raw, t)
         wf = np.clip(filt[:K], 0.0, 1.0).astype(np.float32)
         rot, cam = filt[K:K + 3], filt[K + 3:]
-        params = self.model.neutral_params()
-        params[self._id_slice] = self.identity
-        params[self._ex_slice] = wf
-        params[self._rot_slice] = rot
+        params = self._params(wf, rot, self.identity)
         # the filtered output and the unfiltered solution (the fit's own
         # accuracy against this frame's landmarks) in one blend
         X = self._posed(np.stack([wf, w]), np.stack([rodrigues_np(rot), R.astype(np.float64)]))   # (2, V, 3)
@@ -488,7 +486,8 @@ def fit_batch(landmarks, config: FitConfig | None = None, model=None) -> tuple[n
     t = torch.tensor(np.stack([t for _, _, t in inits]), dtype=torch.float32)
     w, R, s, t, _, _ = _kernels.fit(fm, torch.from_numpy(lmk), torch.zeros(N, fm.K), R, s, t,
                                     max_iters=cfg.cold_iters, tol=cfg.tol, num_threads=cfg.num_threads)
-    params = np.stack([fitter._params(w[i].numpy(), R[i].numpy(), fitter.identity) for i in range(N)])
+    params = np.stack([fitter._params(w[i].numpy(), log_rotation_np(R[i].double().numpy()), fitter.identity)
+                       for i in range(N)])
     camera = torch.cat([s[:, None], t], 1).numpy()
     fitted = np.stack([fitter.project(params[i], camera[i]) for i in range(N)])
     residual = np.linalg.norm(fitted[..., :2] - lmk[..., :2], axis=-1).mean(1)
