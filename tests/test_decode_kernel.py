@@ -12,13 +12,15 @@ from pyfacelang.l2m.model import MotionGPT
 from pyfacelang.m2l.gpt import KVCache
 
 
-def _net(D, H, layers, K=37, max_frames=24, seed=0):
+def _net(D, H, layers, K=37, max_frames=24, seed=0, code_features=False):
     torch.manual_seed(seed)
     net = MotionGPT(MotionGPTConfig(d_model=D, n_layer=layers, n_head=H, max_frames=max_frames, length_bins=8,
-                                    dropout=0.0), text_dim=12, n_codes=K).eval()
+                                    dropout=0.0, code_features=code_features), text_dim=12, n_codes=K).eval()
     with torch.no_grad():   # larger than the init so that every term matters
         for p in net.parameters():
             p.normal_(0.0, 0.3)
+    # code features: the kernel reads them folded into its token and head tables
+    net.set_code_motion(np.random.default_rng(seed).normal(size=(K, 55)))
     return net
 
 
@@ -43,8 +45,9 @@ def _prompt(net, R, L, T, masked):
 @pytest.mark.parametrize("D,H,layers", [(8, 1, 1), (32, 4, 2), (48, 3, 3), (128, 4, 4)])
 @pytest.mark.parametrize("R", [1, 2, 6])
 @pytest.mark.parametrize("masked", [False, True])
-def test_step_matches_torch(D, H, layers, R, masked):
-    net = _net(D, H, layers)
+@pytest.mark.parametrize("code_features", [False, True])
+def test_step_matches_torch(D, H, layers, R, masked, code_features):
+    net = _net(D, H, layers, code_features=code_features)
     L, T = 5, 3
     with torch.no_grad():
         _, caches, keys, lbin = _prompt(net, R, L, T, masked)
@@ -84,8 +87,9 @@ def _loop_twin(net, logits, caches, keys, lbin, B, n, cfg):
 
 
 @pytest.mark.parametrize("B,guided", [(1, False), (1, True), (3, True)])
-def test_greedy_loop_matches_torch(B, guided):
-    net = _net(32, 4, 2)
+@pytest.mark.parametrize("code_features", [False, True])
+def test_greedy_loop_matches_torch(B, guided, code_features):
+    net = _net(32, 4, 2, code_features=code_features)
     R, L, T, n = (2 * B if guided else B), 4, 2, 15
     with torch.no_grad():
         logits, caches, keys, lbin = _prompt(net, R, L, T, masked=True)

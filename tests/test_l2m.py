@@ -24,12 +24,13 @@ TEXTS = ["the person smiles broadly", "a faint smile", "winks with the left eye"
          "an angry frown, then a slow head shake"]
 
 
-def tiny_model(conditioning="prefix", max_frames=40, seed=0):
+def tiny_model(conditioning="prefix", max_frames=40, seed=0, code_features=False):
     torch.manual_seed(seed)
     enc = BuiltinTextEncoder.create(TextEncoderConfig(vocab=300, d_model=16, n_layer=1, n_head=2), TEXTS * 3)
     cfg = MotionGPTConfig(conditioning=conditioning, d_model=32, n_layer=2, n_head=2, max_frames=max_frames,
-                          length_bins=16, dropout=0.0)
-    m = TextToMotion.create(cfg, enc, {"tokenizer_sha256": "ab" * 32, "codebook_size": 50, "fps": 25.0})
+                          length_bins=16, dropout=0.0, code_features=code_features)
+    code_motion = np.random.default_rng(seed).random((50, 55)) if code_features else None
+    m = TextToMotion.create(cfg, enc, {"tokenizer_sha256": "ab" * 32, "codebook_size": 50, "fps": 25.0}, code_motion)
     m.modules.eval()
     return m
 
@@ -58,10 +59,11 @@ def test_causal_and_padding_masks(conditioning):
 
 
 @pytest.mark.parametrize("backend", ["kernel", "torch"])
-@pytest.mark.parametrize("conditioning,cfg_scale", [("prefix", 1.0), ("prefix", 2.0), ("global", 1.0)])
-def test_kv_cache_matches_full_forward(conditioning, cfg_scale, backend):
+@pytest.mark.parametrize("conditioning,cfg_scale,code_features", [("prefix", 1.0, False), ("prefix", 2.0, False),
+                                                                  ("global", 1.0, False), ("prefix", 2.0, True)])
+def test_kv_cache_matches_full_forward(conditioning, cfg_scale, code_features, backend):
     """Greedy decoding with the cache picks the argmax of a full forward pass over its own output."""
-    m = tiny_model(conditioning)
+    m = tiny_model(conditioning, code_features=code_features)
     texts = [TEXTS[0], TEXTS[4]]
     toks = m.generate(texts, frames=30, sample=SampleConfig(temperature=0.0, cfg_scale=cfg_scale), backend=backend)
     assert toks.shape == (2, 30) and toks.dtype == np.int64
@@ -289,8 +291,9 @@ def test_spliced_context_is_read_not_scored(splice):
         m.loss(texts, seqs3, context=[40, 0, 0])
 
 
-def test_train_resume_save_load(tmp_path, tiny_corpus, shipped_tokenizer):
-    cfg = dataclasses.replace(PRESETS["tiny"], steps=6, checkpoint_every=3)
+@pytest.mark.parametrize("preset", ["tiny", "tiny-codefeat"])
+def test_train_resume_save_load(tmp_path, tiny_corpus, shipped_tokenizer, preset):
+    cfg = dataclasses.replace(PRESETS[preset], steps=6, checkpoint_every=3)
     out = tmp_path / "l2m"
     calls = []
 
@@ -328,6 +331,28 @@ def test_train_resume_save_load(tmp_path, tiny_corpus, shipped_tokenizer):
     assert 0.0 <= acc[0] <= 1.0
     with pytest.raises(TokenizerMismatchError, match="other faces"):
         TextToMotion.load(out, "0" * 64)
+    if cfg.model.code_features:   # the saved model carries its tokenizer's code features
+        cm = shipped_tokenizer.code_motion()
+        want = (cm - cm.mean(0)) / np.maximum(cm.std(0), 1e-6)
+        np.testing.assert_allclose(m.net.code_feat.numpy(), want, atol=1e-4)
+
+
+def test_code_features_refuse_bad_code_motion():
+    m = tiny_model(code_features=True)
+    with pytest.raises(ModelFileError, match="shape"):
+        m.net.set_code_motion(np.zeros((49, 55)))
+    bad = np.zeros((50, 55))
+    bad[3, 4] = np.nan
+    with pytest.raises(ModelFileError, match="finite"):
+        m.net.set_code_motion(bad)
+    # codes that decode alike get alike embeddings: two identical rows, two identical feature rows
+    cm = np.random.default_rng(1).random((50, 55))
+    cm[7] = cm[9]
+    m.net.set_code_motion(cm)
+    with torch.no_grad():
+        tok, head = m.net.tables()
+        assert torch.allclose(tok[7] - m.net.tok.weight[7], tok[9] - m.net.tok.weight[9])
+        assert torch.allclose(head[7] - m.net.head.weight[7], head[9] - m.net.head.weight[9])
 
 
 def test_load_errors(tmp_path):

@@ -43,8 +43,13 @@ class TextToMotion:
         self.modules = nn.ModuleDict({"encoder": encoder, "net": net})
 
     @classmethod
-    def create(cls, cfg: MotionGPTConfig, encoder: TextEncoder, meta: dict) -> "TextToMotion":
-        return cls(encoder, MotionGPT(cfg, encoder.dim, int(meta["codebook_size"])), meta)
+    def create(cls, cfg: MotionGPTConfig, encoder: TextEncoder, meta: dict, code_motion=None) -> "TextToMotion":
+        """A fresh model; `code_motion` (K, 55) from `FaceTokenizer.code_motion()`
+        (needed when cfg.code_features; a saved model carries it in its weights)."""
+        net = MotionGPT(cfg, encoder.dim, int(meta["codebook_size"]))
+        if code_motion is not None:
+            net.set_code_motion(code_motion)
+        return cls(encoder, net, meta)
 
     # ---------------------------------------------------------- properties
     @property
@@ -194,6 +199,7 @@ class TextToMotion:
             seed64 = int(sample.seed) & (2 ** 64 - 1)                            # the kernel's stream (uint64 bits)
             rng_state = torch.tensor([seed64 - 2 ** 64 if seed64 >= 2 ** 63 else seed64], dtype=torch.int64)
             weights = net.decode_weights() if use_kernel else None
+            tables = None if use_kernel else net.tables()                          # once, not per step
             row_emb = net.length(lbin).float().contiguous() if use_kernel else None   # (rows, D)
             W = net.cfg.max_frames
             while len(out) < n:
@@ -206,7 +212,7 @@ class TextToMotion:
                     ids[:, 1:] = torch.stack(keep, 1).repeat(rows // B, 1)
                 L = P.shape[1]
                 caches = [KVCache(L + W) for _ in net.blocks]
-                logits = net(P, pm, ids, lbin, caches, last_only=True)               # (rows, K)
+                logits = net(P, pm, ids, lbin, caches, last_only=True, tables=tables)   # (rows, K)
                 pos = ids.shape[1]
                 keys = torch.cat([pm, torch.ones(rows, W, dtype=torch.bool, device=dev)], 1)   # (rows, L + W)
                 pad_free = bool(pm.all())   # no masked prefix key: steps need no mask at all
@@ -225,7 +231,7 @@ class TextToMotion:
                     if len(out) == n or pos >= W:
                         break
                     k = None if pad_free else keys[:, : L + pos + 1]
-                    logits = net.step(nxt.repeat(rows // B)[:, None], pos, lbin, k, caches)
+                    logits = net.step(nxt.repeat(rows // B)[:, None], pos, lbin, k, caches, tables)
                     pos += 1
             return torch.stack(out[n_prime:], 1).cpu().numpy()
         finally:

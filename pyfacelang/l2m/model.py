@@ -8,13 +8,23 @@ width (not new vocabulary); the words attend to each other, every face token
 attends to all words and to the tokens before it. The global baseline has a
 one-vector prefix: the masked mean of the word embeddings. A learnt null
 prefix stands for "no text" (classifier-free guidance).
+
+With `code_features`, each code's decoded motion row (the buffer
+`code_feat`, standardised over the codebook) is projected into both its input
+embedding and its output row, so codes that look alike start alike and share
+probability. Both are a fixed function of the weights, so the decoding kernel
+reads them folded into its token and head tables (`tables`).
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ModelFileError
 from ..m2l.gpt import Block
+from ..tokens.geometry import MOTION_DIM
 from .config import MotionGPTConfig
 
 
@@ -39,6 +49,10 @@ class MotionGPT(nn.Module):
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
         self.ln = nn.LayerNorm(d)
         self.head = nn.Linear(d, n_codes, bias=False)
+        if cfg.code_features:
+            self.register_buffer("code_feat", torch.zeros(n_codes, MOTION_DIM))
+            self.code_in = nn.Sequential(nn.Linear(MOTION_DIM, d), nn.GELU(), nn.Linear(d, d))
+            self.code_out = nn.Sequential(nn.Linear(MOTION_DIM, d), nn.GELU(), nn.Linear(d, d))
         for m in self.modules():
             if isinstance(m, (nn.Linear, nn.Embedding)):
                 nn.init.normal_(m.weight, std=0.02)
@@ -49,6 +63,27 @@ class MotionGPT(nn.Module):
     @property
     def bos(self) -> int:
         return self.n_codes
+
+    def set_code_motion(self, code_motion) -> None:
+        """Fill `code_feat` from the tokenizer's `code_motion()` (K, 55),
+        standardised per column over the codebook (head rotations in radians
+        are ~10x smaller than the weights)."""
+        if not self.cfg.code_features:
+            return
+        m = np.asarray(code_motion, np.float64)
+        if m.shape != tuple(self.code_feat.shape) or not np.isfinite(m).all():
+            raise ModelFileError(f"code_features needs the tokenizer's finite code motion of shape "
+                                 f"{tuple(self.code_feat.shape)}, got {m.shape}")
+        z = (m - m.mean(0)) / np.maximum(m.std(0), 1e-6)                            # (K, 55)
+        self.code_feat.copy_(torch.as_tensor(z, dtype=torch.float32))
+
+    def tables(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> input embeddings (K + 1, D) (the last row is <bos>) and output
+        rows (K, D), with the code features added when the model has them."""
+        if not self.cfg.code_features:
+            return self.tok.weight, self.head.weight
+        tok = self.tok.weight + F.pad(self.code_in(self.code_feat), (0, 0, 0, 1))   # <bos> gets none
+        return tok, self.head.weight + self.code_out(self.code_feat)
 
     # -------------------------------------------------------------- prefix
     def prefix(self, emb: torch.Tensor, mask: torch.Tensor, uncond: torch.Tensor | None = None):
@@ -74,19 +109,21 @@ class MotionGPT(nn.Module):
         return P, torch.ones(B, 1, dtype=torch.bool, device=device)
 
     # ------------------------------------------------------------- forward
-    def _motion_embed(self, ids, pos0: int, lbin):
+    def _motion_embed(self, ids, pos0: int, lbin, tok):
         T = ids.shape[1]
         pos = torch.arange(pos0, pos0 + T, device=ids.device)
-        return self.tok(ids) + self.pos(pos)[None] + self.length(lbin)[:, None]     # (B, T, D)
+        return F.embedding(ids, tok) + self.pos(pos)[None] + self.length(lbin)[:, None]   # (B, T, D)
 
-    def forward(self, P, pmask, ids, lbin, caches=None, last_only: bool = False):
+    def forward(self, P, pmask, ids, lbin, caches=None, last_only: bool = False, tables=None):
         """Prefix (B, L, D) + mask, motion ids (B, T) starting with <bos>,
         length bins (B,) -> logits (B, T, K) (or (B, K) with last_only) for
         the next face token at each motion position. With `caches` (a list
-        of [k, v] per block), keys/values are kept for `step`."""
+        of [k, v] per block), keys/values are kept for `step`. `tables`:
+        `self.tables()` when the caller already has them (generation)."""
         B, L, _ = P.shape
         T = ids.shape[1]
-        x = torch.cat([P, self._motion_embed(ids, 0, lbin)], 1)                      # (B, L + T, D)
+        tok, head = self.tables() if tables is None else tables
+        x = torch.cat([P, self._motion_embed(ids, 0, lbin, tok)], 1)                 # (B, L + T, D)
         S = L + T
         q = torch.arange(S, device=P.device)
         causal = (q[None, :] <= q[:, None]) | (q[None, :] < L)                        # (S, S) motion sees words
@@ -96,24 +133,27 @@ class MotionGPT(nn.Module):
         for i, blk in enumerate(self.blocks):
             x = blk(x, None if caches is None else caches[i], mask)
         x = self.ln(x[:, L:])
-        return self.head(x[:, -1] if last_only else x)
+        return F.linear(x[:, -1] if last_only else x, head)
 
     def decode_weights(self) -> dict:
         """The tensors the CPU decoding kernel reads (`_kernels.decode`),
         detached views of the parameters (float32, contiguous)."""
         f = lambda t: t.detach().float().contiguous()  # noqa: E731
+        with torch.no_grad():
+            tok, head = self.tables()
         layers = [{"ln1_w": f(b.ln1.weight), "ln1_b": f(b.ln1.bias), "qkv_w": f(b.qkv.weight), "qkv_b": f(b.qkv.bias),
                    "proj_w": f(b.proj.weight), "proj_b": f(b.proj.bias), "ln2_w": f(b.ln2.weight),
                    "ln2_b": f(b.ln2.bias), "fc_w": f(b.mlp[0].weight), "fc_b": f(b.mlp[0].bias),
                    "out_w": f(b.mlp[2].weight), "out_b": f(b.mlp[2].bias)} for b in self.blocks]
-        return {"tok_emb": f(self.tok.weight), "pos_emb": f(self.pos.weight), "lnf_w": f(self.ln.weight),
-                "lnf_b": f(self.ln.bias), "head_w": f(self.head.weight), "layers": layers}
+        return {"tok_emb": f(tok), "pos_emb": f(self.pos.weight), "lnf_w": f(self.ln.weight),
+                "lnf_b": f(self.ln.bias), "head_w": f(head), "layers": layers}
 
-    def step(self, ids, pos: int, lbin, keys, caches):
+    def step(self, ids, pos: int, lbin, keys, caches, tables=None):
         """One new token per row: ids (B, 1) at motion position `pos`; `keys`
         (B, S) is the key mask including this token (None: every key). -> logits (B, K)."""
-        x = self._motion_embed(ids, pos, lbin)
+        tok, head = self.tables() if tables is None else tables
+        x = self._motion_embed(ids, pos, lbin, tok)
         mask = None if keys is None else keys[:, None, None, :]                       # (B, 1, 1, S)
         for i, blk in enumerate(self.blocks):
             x = blk(x, caches[i], mask)
-        return self.head(self.ln(x[:, -1]))
+        return F.linear(self.ln(x[:, -1]), head)

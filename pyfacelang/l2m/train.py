@@ -72,7 +72,7 @@ def corpus_texts(items, short_prompts: bool = False) -> list[str]:
     return [t for it in items for t in [it.caption, *it.paraphrases, *(it.prompts if short_prompts else [])]]
 
 
-def _make_model(encoder: str, cfg: L2MTrainConfig, items, meta: dict, out: Path):
+def _make_model(encoder: str, cfg: L2MTrainConfig, items, meta: dict, out: Path, tok):
     from .encoders import BuiltinTextEncoder, make_text_encoder
     from .generator import TextToMotion
     if encoder == "builtin" and (out / "text_tokenizer.json").exists():   # resume: the BPE learnt at the start
@@ -80,7 +80,7 @@ def _make_model(encoder: str, cfg: L2MTrainConfig, items, meta: dict, out: Path)
     else:
         enc = make_text_encoder(encoder, cfg.encoder, corpus_texts(items, cfg.short_prompt > 0))
         enc.save_files(out)
-    return TextToMotion.create(cfg.model, enc, meta)
+    return TextToMotion.create(cfg.model, enc, meta, tok.code_motion() if cfg.model.code_features else None)
 
 
 def _require_short_prompts(corpus, cfg: L2MTrainConfig) -> None:
@@ -114,7 +114,7 @@ def train_l2m(corpus, out, cfg: L2MTrainConfig, *, encoder: str = "builtin", tok
     log(f"train l2m ({cfg.model.conditioning}, encoder {encoder}): {len(items)} clips, "
         f"{sum(len(i.tokens) for i in items)} face tokens, tokenizer {tok.sha256[:12]} (K={tok.codebook_size})")
     recipe = {"train": cfg.to_dict(), "encoder": str(encoder), **meta}
-    model = _make_model(encoder, cfg, items, meta, out)
+    model = _make_model(encoder, cfg, items, meta, out, tok)
     params = model.trainable_parameters()
     opt = adamw(params, cfg)
     sampler = PromptSampler(items, cfg, cfg.seed, tok.codebook_size)
