@@ -243,9 +243,11 @@ def add_parsers(sub) -> None:
                                     "plain (the earlier default, no face reader), retracked (30%% tracked renders, not "
                                     "shipped), actions (adds a micro-actions task, not shipped), hf (with --base), "
                                     "tiny. "
-                                    "l2m: default (shipped; captions, paraphrases and short prompts), "
+                                    "l2m: default (shipped; captions, paraphrases and short prompts; code "
+                                    "features), codefeat (= default), ids (the default before, no code features), "
                                     "global (baseline), captions (captions and paraphrases only, the earlier "
-                                    "recipe), splice (spliced context, not shipped), tiny, tiny-global. "
+                                    "recipe), splice (spliced context, not shipped), tiny, tiny-codefeat, "
+                                    "tiny-global. "
                                     "reader: default (shipped), tiny")
     t.add_argument("--steps", type=_positive, help="override the preset's optimiser steps")
     t.add_argument("--codebook-size", type=_positive, help="tokenizer: override the preset's codebook size")
