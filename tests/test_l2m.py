@@ -235,7 +235,7 @@ def test_input_corruption_keeps_targets(corrupt):
              for i, n in enumerate([30, 40, 80])]
     cfg = dataclasses.replace(PRESETS["tiny"], corrupt=corrupt)
     sampler = PromptSampler(items, cfg, seed=1, n_codes=50)
-    texts, seqs, uncond, inputs, _ = sampler.batch(400)
+    texts, seqs, uncond, inputs, *_ = sampler.batch(400)
     if corrupt == 0:
         assert inputs is None
         return
@@ -269,7 +269,7 @@ def test_spliced_context_is_read_not_scored(splice):
              for i, n in enumerate([30, 90, 160, 200])]
     cfg = dataclasses.replace(PRESETS["tiny"], splice=splice, corrupt=0.0)
     W = cfg.model.max_frames
-    texts, seqs, _, _, context = PromptSampler(items, cfg, seed=2, n_codes=50).batch(600)
+    texts, seqs, _, _, context, _ = PromptSampler(items, cfg, seed=2, n_codes=50).batch(600)
     ends = [it.tokens for it in items]
     assert abs(np.mean(np.asarray(context) > 0) - splice) < 0.06
     for t, s, c in zip(texts, seqs, context):
@@ -289,6 +289,44 @@ def test_spliced_context_is_read_not_scored(splice):
     assert not torch.isclose(m.loss(texts, seqs3), m.loss(texts, seqs3, context=[20, 20, 20]))
     with pytest.raises(ShapeError, match="its context cannot be 40"):
         m.loss(texts, seqs3, context=[40, 0, 0])
+
+
+def test_event_weights_follow_the_labels_through_crops_and_splices():
+    """With `event_weight`, the tokens of a labelled action or head motion
+    (plus the margin) weigh more in the loss; crops and spliced context move
+    the weights with their tokens; the weighted loss is the plain one when
+    every weight is 1 and refuses malformed weights."""
+    from types import SimpleNamespace
+
+    from pyfacelang.l2m.train import PromptSampler, event_weights
+    cfg = dataclasses.replace(PRESETS["tiny"], event_weight=3.0, event_margin=0.08, corrupt=0.0)
+    lab = {"actions": [{"word": "blink", "start": 0.4, "end": 0.6}], "head": {"word": "nod", "start": 4.0, "end": 5.0}}
+    it = SimpleNamespace(caption="x", paraphrases=[], prompts=[], tokens=np.arange(200) % 50, labels=lab, fps=25.0)
+    w = event_weights(it, cfg)
+    assert w.shape == (200,) and set(np.unique(w)) == {1.0, 3.0}
+    assert np.flatnonzero(w == 3).tolist() == [*range(8, 18), *range(98, 128)]   # 0.32-0.68 s, 3.92-5.08 s
+    assert (event_weights(SimpleNamespace(tokens=it.tokens, labels={"actions": []}, fps=25.0), cfg) == 1).all()
+    # crops (the window holds 160 of the 200) and splices keep each weight on its token
+    for splice in (0.0, 1.0):
+        texts, seqs, _, _, ctx, weights = PromptSampler([it], dataclasses.replace(cfg, splice=splice), 0, 50).batch(50)
+        for s, c, wb in zip(seqs, ctx, weights):
+            assert len(wb) == len(s) and (wb[:c] == 1).all()
+            start = int(np.flatnonzero(np.arange(200) % 50 == s[c])[0]) if c else None
+            if splice == 0.0:   # a crop: find its offset from the tokens' position in the ramp
+                off = next(o for o in range(0, 41) if np.array_equal(s, it.tokens[o: o + len(s)]))
+                assert np.array_equal(wb, w[off: off + len(s)])
+            else:
+                assert start == 0 and np.array_equal(wb[c:], w[: len(s) - c])
+    assert PromptSampler([it], dataclasses.replace(cfg, event_weight=1.0), 0, 50).batch(4)[-1] is None
+    m = tiny_model()
+    texts, seqs = ["a nod", "a blink"], [it.tokens[:40], it.tokens[:30]]
+    plain = m.loss(texts, seqs)
+    assert torch.isclose(plain, m.loss(texts, seqs, weights=[np.ones(40), np.ones(30)]))
+    assert not torch.isclose(plain, m.loss(texts, seqs, weights=[w[:40], w[:30]]))
+    with pytest.raises(ShapeError, match="weights 1 must be 30"):
+        m.loss(texts, seqs, weights=[np.ones(40), np.ones(29)])
+    with pytest.raises(ShapeError, match="weights 0 must be 40"):
+        m.loss(texts, seqs, weights=[np.full(40, np.nan), np.ones(30)])
 
 
 @pytest.mark.parametrize("preset", ["tiny", "tiny-codefeat"])

@@ -155,6 +155,15 @@ class L2MTrainConfig:
     # teacher-forced Tok (0.64 at 0.8, 0.69 at 0.5), since a model that
     # trusts its inputs less copies them less.
     corrupt: float = 0.8
+    # Loss weight of the target tokens inside a labelled action or head
+    # motion (its start to end, `event_margin` seconds either side), against
+    # 1 for the rest. Those events are short (a nod ~1 s in a 2-10 s clip),
+    # so at 1 the loss is mostly held expression, and a model that moves the
+    # head still mixes its axes ("nods slowly": pitch 7.6, yaw 12.1
+    # degrees). 1 = every token alike (every shipped recipe; 3 and 6 were
+    # tried, see the preset "events").
+    event_weight: float = 1.0
+    event_margin: float = 0.12
     # A pretrained (Hugging Face) encoder is frozen; only the projection and
     # the motion transformer learn.
     checkpoint_every: int = 250
@@ -206,6 +215,21 @@ PRESETS = {
     # prompts (1200 steps, while the vocabulary still called a passing half
     # smile or grin "a smile") lost much more on captions: CorE 0.474-0.552.
     "default": _DEFAULT,
+    # Not shipped: the default with the tokens of labelled actions and head
+    # motions weighing 3 (events) or 6 (events6) in the loss (session 28,
+    # 3486 / 3757 s on 1 thread each, side by side). eval l2m on 500 clips
+    # (seed 1234), shipped / events / events6: L2 0.534 / 0.565 / 0.616,
+    # FD 0.075 / 0.062 / 0.166, R@1 0.506 / 0.520 / 0.444, CorE 0.860 /
+    # 0.724 / 0.654, Tok 0.771 / 0.772 / 0.764, Seq2 0.61 / 0.37 / 0.33.
+    # Held expressions weigh less, so emotions come out weaker ("a slow
+    # smile" 0.27 in events, shipped 0.68), and the head still takes the
+    # wrong axis ("nods slowly": pitch 10.4, yaw 7.2 degrees; "shakes the
+    # head": 13.1, 12.6). At a head motion's first 8 frames, the true
+    # tokens are about as likely under "The person nods." as under "The
+    # person shakes the head." in the shipped model and in events: the word
+    # does not pick the axis.
+    "events": L2MTrainConfig(model=MotionGPTConfig(code_features=True), event_weight=3.0),
+    "events6": L2MTrainConfig(model=MotionGPTConfig(code_features=True), event_weight=6.0),
     # The name the shipped model was trained under (= default).
     "codefeat": _DEFAULT,
     # The default of sessions 19-26: face-token ids only, no code features.

@@ -110,10 +110,22 @@ class TextToMotion:
         dev = self.device
         return P, pm, ids.to(dev), tgt.to(dev), lbin.to(dev)
 
-    def loss(self, texts, seqs, uncond=None, inputs=None, context=None) -> torch.Tensor:
+    def loss(self, texts, seqs, uncond=None, inputs=None, context=None, weights=None) -> torch.Tensor:
+        """Mean next-token cross-entropy over the scored targets; with
+        `weights` (one (T_b,) array per sequence, as `seqs`), their weighted mean."""
         P, pm, ids, tgt, lbin = self._batch(texts, seqs, uncond, inputs, context)
         logits = self.net(P, pm, ids, lbin)                                          # (B, T, K)
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1), ignore_index=-100)
+        if weights is None:
+            return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1), ignore_index=-100)
+        w = torch.zeros(tgt.shape, dtype=logits.dtype)
+        for b, (s, wb) in enumerate(zip(seqs, weights)):
+            wb = torch.as_tensor(np.asarray(wb, np.float32))
+            if wb.shape != (len(s),) or not bool(torch.isfinite(wb).all()) or bool((wb < 0).any()):
+                raise ShapeError(f"weights {b} must be {len(s)} finite values >= 0, got shape {tuple(wb.shape)}")
+            w[b, : len(s)] = wb
+        w = w.to(logits.device) * (tgt >= 0)                                         # (B, T)
+        ce = F.cross_entropy(logits.transpose(1, 2), tgt, ignore_index=-100, reduction="none")   # (B, T)
+        return (ce * w).sum() / w.sum().clamp_min(1e-8)
 
     @torch.inference_mode()
     def token_accuracy(self, texts, seqs) -> np.ndarray:

@@ -20,7 +20,8 @@ class PromptSampler:
     its short prompts; `cond_drop` of them with the text dropped; `splice` of
     them led by the end of another clip (context, not scored: its length is
     the fifth item); inputs with up to `corrupt` of their tokens replaced by
-    random codes (None when `corrupt` is 0)."""
+    random codes (None when `corrupt` is 0), and each target token's loss
+    weight (None when `event_weight` is 1, see `event_weights`)."""
 
     def __init__(self, items, cfg: L2MTrainConfig, seed: int, n_codes: int):
         self.items, self.cfg, self.n_codes = items, cfg, n_codes
@@ -28,7 +29,7 @@ class PromptSampler:
 
     def batch(self, n: int):
         r, W = self.rng, self.cfg.model.max_frames
-        texts, seqs, context = [], [], []
+        texts, seqs, context, weights = [], [], [], []
         for i in r.integers(0, len(self.items), n):
             it = self.items[i]
             text, u = it.caption, r.random()
@@ -37,15 +38,18 @@ class PromptSampler:
             elif it.paraphrases and u < self.cfg.short_prompt + self.cfg.paraphrase:
                 text = it.paraphrases[int(r.integers(len(it.paraphrases)))]
             toks, c = it.tokens, 0
+            w = event_weights(it, self.cfg) if self.cfg.event_weight != 1.0 else np.ones(len(toks), np.float32)
             if r.random() < self.cfg.splice:   # the end of another clip, then this one from its start
                 c = int(r.integers(W // 10, W // 2 + 1))
                 other = self.items[int(r.integers(len(self.items)))].tokens[-c:]
                 c = len(other)
                 toks = np.concatenate([np.asarray(other, np.int64), np.asarray(toks[: W - c], np.int64)])
+                w = np.concatenate([np.ones(c, np.float32), w[: W - c]])
             elif len(toks) > W:   # longer than the model's window: a random crop
                 s = int(r.integers(0, len(toks) - W + 1))
-                toks = toks[s: s + W]
+                toks, w = toks[s: s + W], w[s: s + W]
             texts.append(text)
+            weights.append(w)
             seqs.append(toks)
             context.append(c)
         uncond = torch.as_tensor(r.random(n) < self.cfg.cond_drop)
@@ -57,13 +61,26 @@ class PromptSampler:
                 hit = r.random(len(s)) < r.uniform(0.0, self.cfg.corrupt)
                 s[hit] = r.integers(0, self.n_codes, int(hit.sum()))
                 inputs.append(s)
-        return texts, seqs, uncond, inputs, context
+        return texts, seqs, uncond, inputs, context, (None if self.cfg.event_weight == 1.0 else weights)
 
     def state(self) -> dict:
         return self.rng.bit_generator.state
 
     def set_state(self, state: dict) -> None:
         self.rng.bit_generator.state = state
+
+
+def event_weights(item, cfg: L2MTrainConfig) -> np.ndarray:
+    """(T,) loss weights of an item's tokens: `cfg.event_weight` inside each
+    labelled action and head motion (widened by `cfg.event_margin` seconds
+    either side), 1 elsewhere."""
+    w = np.ones(len(item.tokens), np.float32)
+    lab = item.labels or {}
+    for ev in [*lab.get("actions", []), *([lab["head"]] if lab.get("head") else [])]:
+        a = max(0, int(np.floor((ev["start"] - cfg.event_margin) * item.fps)))
+        b = min(len(w), int(np.ceil((ev["end"] + cfg.event_margin) * item.fps)) + 1)
+        w[a:b] = cfg.event_weight
+    return w
 
 
 def corpus_texts(items, short_prompts: bool = False) -> list[str]:
