@@ -38,7 +38,7 @@ class PromptSampler:
             elif it.paraphrases and u < self.cfg.short_prompt + self.cfg.paraphrase:
                 text = it.paraphrases[int(r.integers(len(it.paraphrases)))]
             toks, c = it.tokens, 0
-            w = event_weights(it, self.cfg) if self.cfg.event_weight != 1.0 else np.ones(len(toks), np.float32)
+            w = event_weights(it, self.cfg)
             if r.random() < self.cfg.splice:   # the end of another clip, then this one from its start
                 c = int(r.integers(W // 10, W // 2 + 1))
                 other = self.items[int(r.integers(len(self.items)))].tokens[-c:]
@@ -73,8 +73,11 @@ class PromptSampler:
 def event_weights(item, cfg: L2MTrainConfig) -> np.ndarray:
     """(T,) loss weights of an item's tokens: `cfg.event_weight` inside each
     labelled action and head motion (widened by `cfg.event_margin` seconds
-    either side), 1 elsewhere."""
+    either side), 1 elsewhere (all 1 without reading the labels when
+    `event_weight` is 1)."""
     w = np.ones(len(item.tokens), np.float32)
+    if cfg.event_weight == 1.0:
+        return w
     lab = item.labels or {}
     for ev in [*lab.get("actions", []), *([lab["head"]] if lab.get("head") else [])]:
         a = max(0, int(np.floor((ev["start"] - cfg.event_margin) * item.fps)))
