@@ -71,7 +71,7 @@ def _extrema(x: np.ndarray) -> int:
 @pytest.mark.xfail(strict=True, reason="the head moves (pitch range ~8 degrees since code features, 2.5 before; the "
                                        "corpus's nods ~20) but not on the axis the word names: yaw moves as much; at a "
                                        "head motion's onset the true tokens are about as likely under 'nods' as "
-                                       "under 'shakes the head'")
+                                       "under 'shakes the head' (with the MiniLM encoder too)")
 def test_slow_nod_moves_pitch_back_and_forth(generate):
     ms = generate("The person nods slowly.", seconds=5.0)
     pitch = [np.degrees(m[:, 52]) for m in ms]
