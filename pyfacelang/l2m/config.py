@@ -5,7 +5,7 @@ shipped model).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from ..errors import FaceLangError
 from ..training import config_from_dict
@@ -228,8 +228,8 @@ PRESETS = {
     # tokens are about as likely under "The person nods." as under "The
     # person shakes the head." in the shipped model and in events: the word
     # does not pick the axis.
-    "events": L2MTrainConfig(model=MotionGPTConfig(code_features=True), event_weight=3.0),
-    "events6": L2MTrainConfig(model=MotionGPTConfig(code_features=True), event_weight=6.0),
+    "events": replace(_DEFAULT, event_weight=3.0),
+    "events6": replace(_DEFAULT, event_weight=6.0),
     # The name the shipped model was trained under (= default).
     "codefeat": _DEFAULT,
     # The default of sessions 19-26: face-token ids only, no code features.
