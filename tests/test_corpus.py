@@ -15,8 +15,9 @@ from pyfacelang.corpus.build import build_synthetic
 from pyfacelang.corpus.dataset import CorpusDataset, split_of
 from pyfacelang.corpus.stats import corpus_stats
 from pyfacelang.corpus.store import Corpus, CorpusError
-from pyfacelang.corpus.synth import ClipPlan, SynthConfig, generate_clip, plan_corpus
+from pyfacelang.corpus.synth import HEAD_GAIN, HEAD_JITTER, ClipPlan, SynthConfig, generate_clip, plan_corpus
 from pyfacelang.corpus.vocab import load_vocabulary
+from pyfacelang.face.arkit import ARKIT_52
 
 
 def run(*args):
@@ -109,6 +110,70 @@ def test_labelled_blinks_are_apart_from_spontaneous_ones():
     assert all(len(r) == 2 for r in double), double
     # what a caption calls a blink lasts longer than any spontaneous one
     assert min(r[0][1] for r in blink) > max(d for _, d in spont)
+
+
+def _amplitude_range(amp: float) -> tuple[float, float]:
+    """The magnitudes a head motion of recipe amplitude `amp` takes over
+    intensity levels 1-5 and the jitter (synth.generate_clip)."""
+    return (abs(amp) * (HEAD_GAIN[0] + HEAD_GAIN[1]) * HEAD_JITTER[0],
+            abs(amp) * (HEAD_GAIN[0] + 5 * HEAD_GAIN[1]) * HEAD_JITTER[1])
+
+
+def test_head_motions_on_one_axis_differ_beyond_overlapping_amplitudes():
+    """Two words whose motions share axis, pattern, sign, cycles, gaze and
+    secondary axes differ only by amplitude; their amplitude ranges must not
+    overlap, or no reader (a person or a model) can tell them apart. ("nod"
+    once had the two cycles of "double nod"; "look up" and "tilt back" were
+    -0.30 and -0.35 rad holds.)"""
+    heads = load_vocabulary().data["head_motions"]
+    shape = {w: (r["axis"], r["pattern"], np.sign(r["amplitude"]), r.get("cycles", 1),
+                 json.dumps(r.get("arkit", {}), sort_keys=True), json.dumps(r.get("secondary", {}), sort_keys=True))
+             for w, r in heads.items()}
+    words = sorted(heads)
+    for i, a in enumerate(words):
+        for b in words[i + 1:]:
+            if shape[a] != shape[b]:
+                continue
+            (lo_a, hi_a), (lo_b, hi_b) = _amplitude_range(heads[a]["amplitude"]), _amplitude_range(heads[b]["amplitude"])
+            assert hi_a < lo_b or hi_b < lo_a, f"'{a}' and '{b}' differ only by overlapping amplitudes"
+
+
+def _turns(x: np.ndarray) -> int:
+    """Times the motion x reverses: two per cycle of an oscillation (the
+    slow sway every clip has moves far slower than any of them)."""
+    v = np.sign(np.diff(x))
+    v = v[v != 0]
+    return int(np.sum(v[1:] != v[:-1]))
+
+
+@pytest.mark.parametrize("word,cycles", [("single nod", 1), ("double nod", 2), ("nod", 3), ("bob", 5),
+                                         ("shake", 3), ("shake slowly", 2)])
+def test_oscillating_head_motions_make_their_cycles(word, cycles):
+    cfg = SynthConfig(clips=1, seed=11, fps=25)
+    axis = ("pitch", "yaw", "roll").index(load_vocabulary().data["head_motions"][word]["axis"])
+    for i in range(6):
+        params, _, meta = generate_clip(ClipPlan(i, "calm", 4, (), word, 6.0), cfg)
+        h = meta["labels"]["head"]
+        s, e = int(h["start"] * cfg.fps), int(h["end"] * cfg.fps) + 1
+        assert _turns(params[s:e, 52 + axis]) == 2 * cycles, (word, i)
+
+
+def test_gaze_goes_with_looking_up_and_down_and_stays_level_when_tilting_back():
+    cfg = SynthConfig(clips=1, seed=13, fps=25)
+    up, down = ARKIT_52.index("eyeLookUpLeft"), ARKIT_52.index("eyeLookDownLeft")
+    peak = {}
+    for word in ("look up", "tilt back", "look down", "bow", "turn left", "look away"):
+        params, _, meta = generate_clip(ClipPlan(0, "calm", 3, (), word, 6.0), cfg)
+        h = meta["labels"]["head"]
+        s, e = int(h["start"] * cfg.fps), int(h["end"] * cfg.fps) + 1
+        peak[word] = params[s:e, up].max(), params[s:e, down].max(), np.abs(params[s:e, 52:]).max(0)
+    assert peak["look up"][0] > 0.3 and peak["tilt back"][0] < 0.1 and peak["tilt back"][1] > 0.1
+    assert peak["look down"][1] > 0.3 and peak["bow"][1] < 0.1
+    # a head tilted back goes further than a look up; a bow further than a look down
+    assert peak["tilt back"][2][0] > 1.3 * peak["look up"][2][0]
+    assert peak["bow"][2][0] > 1.3 * peak["look down"][2][0]
+    # looking away turns less than a turn, with the eyes, and dips the head
+    assert peak["look away"][2][1] < peak["turn left"][2][1] and peak["look away"][2][0] > peak["turn left"][2][0]
 
 
 def test_hold_words_read_as_english():

@@ -18,6 +18,12 @@ from .vocab import Vocabulary, load_vocabulary
 
 IDENTITY_DIMS = 16
 GROUP_RISE = {"slow": 0.9, "medium": 0.5, "fast": 0.25}   # seconds to reach apex, per recipe tempo
+# A head motion's amplitude scales with the clip's intensity level (1-5) as
+# HEAD_GAIN[0] + HEAD_GAIN[1] * level, times a uniform jitter in HEAD_JITTER:
+# a "very" angry head shake is wider. So two words on one axis can differ
+# by amplitude alone only when their ranges do not overlap (see the vocabulary).
+HEAD_GAIN = (0.6, 0.1)
+HEAD_JITTER = (0.85, 1.15)
 
 
 @dataclass(frozen=True)
@@ -214,17 +220,24 @@ def generate_clip(plan: ClipPlan, cfg: SynthConfig, vocab: Vocabulary | None = N
         start = rng.uniform(0.2, max(0.25, D - dur - 0.2))
         u = np.clip((t - start) / dur, 0.0, 1.0)
         inside = (t >= start) & (t <= start + dur)
-        amp = hr["amplitude"] * (0.6 + 0.1 * plan.intensity) * rng.uniform(0.85, 1.15)
+        amp = hr["amplitude"] * (HEAD_GAIN[0] + HEAD_GAIN[1] * plan.intensity) * rng.uniform(*HEAD_JITTER)
         axis = ("pitch", "yaw", "roll").index(hr["axis"])
         if hr["pattern"] == "oscillate":
-            pose[:, axis] += amp * np.sin(2 * np.pi * hr["cycles"] * u) * inside
+            prof = np.sin(2 * np.pi * hr["cycles"] * u) * inside
         elif hr["pattern"] == "hold":
-            pose[:, axis] += amp * envelope(t, start, 0.35 * dur, start + 0.75 * dur, 0.25 * dur)
+            prof = envelope(t, start, 0.35 * dur, start + 0.75 * dur, 0.25 * dur)
         elif hr["pattern"] == "jerk":
-            pose[:, axis] += amp * np.where(u < 0.25, u / 0.25, (1 - u) / 0.75) * inside
+            prof = np.where(u < 0.25, u / 0.25, (1 - u) / 0.75) * inside
         else:  # circle
-            pose[:, 2] += amp * np.sin(2 * np.pi * u) * inside
+            prof = np.sin(2 * np.pi * u) * inside
             pose[:, 0] += amp * 0.5 * (1 - np.cos(2 * np.pi * u)) * inside
+        pose[:, axis] += amp * prof
+        # other axes moving with it (a recoil turns aside), as fractions of its amplitude
+        for ax, frac in hr.get("secondary", {}).items():
+            pose[:, ("pitch", "yaw", "roll").index(ax)] += frac * amp * prof
+        # weights held while it lasts (the gaze that goes with looking up or down)
+        if hr.get("arkit"):
+            components.append(np.abs(prof)[:, None] * vocab.arkit_vector(hr["arkit"])[None] * rng.uniform(0.8, 1.0))
         label_head = {"word": plan.head, "start": round(float(start), 3), "end": round(float(start + dur), 3)}
         used_words.add(plan.head)
 

@@ -83,6 +83,10 @@ def _validate(d: dict) -> None:
     for w, rec in d["head_motions"].items():
         if rec["axis"] not in ("pitch", "yaw", "roll") or len(rec["phrases"]) < 2:
             raise FaceLangError(f"vocabulary: head motion '{w}' is malformed")
+        bad = [k for k in rec.get("arkit", {}) if k not in ARKIT_INDEX]
+        bad += [k for k in rec.get("secondary", {}) if k not in ("pitch", "yaw", "roll") or k == rec["axis"]]
+        if bad:
+            raise FaceLangError(f"vocabulary: head motion '{w}' has unknown ARKit names or axes {bad}")
     if sorted(set(d["intensities"].values())) != [1, 2, 3, 4, 5]:
         raise FaceLangError("vocabulary: intensity levels must cover 1-5")
 
