@@ -134,7 +134,8 @@ def test_head_motions_on_one_axis_differ_beyond_overlapping_amplitudes():
         for b in words[i + 1:]:
             if shape[a] != shape[b]:
                 continue
-            (lo_a, hi_a), (lo_b, hi_b) = _amplitude_range(heads[a]["amplitude"]), _amplitude_range(heads[b]["amplitude"])
+            lo_a, hi_a = _amplitude_range(heads[a]["amplitude"])
+            lo_b, hi_b = _amplitude_range(heads[b]["amplitude"])
             assert hi_a < lo_b or hi_b < lo_a, f"'{a}' and '{b}' differ only by overlapping amplitudes"
 
 
