@@ -372,7 +372,7 @@ def test_train_resume_save_load(tmp_path, tiny_corpus, shipped_tokenizer, preset
     if cfg.model.code_features:   # the saved model carries its tokenizer's code features
         cm = shipped_tokenizer.code_motion()
         want = (cm - cm.mean(0)) / np.maximum(cm.std(0), 1e-6)
-        np.testing.assert_allclose(m.net.code_feat.numpy(), want, atol=1e-4)
+        np.testing.assert_allclose(m.net.code_feat.numpy(), want, atol=1e-3)   # z-scores: float32 vs float64 std
 
 
 def test_code_features_refuse_bad_code_motion():
