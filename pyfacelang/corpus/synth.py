@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .vocab import Vocabulary, load_vocabulary
+from .vocab import HEAD_AXES, Vocabulary, load_vocabulary
 
 IDENTITY_DIMS = 16
 GROUP_RISE = {"slow": 0.9, "medium": 0.5, "fast": 0.25}   # seconds to reach apex, per recipe tempo
@@ -210,7 +210,7 @@ def generate_clip(plan: ClipPlan, cfg: SynthConfig, vocab: Vocabulary | None = N
     env_e = envelope(t, t0, rise, overshoot=0.6 if rec["tempo"] == "fast" else 0.2)
     components.insert(0, env_e[:, None] * target[None])
     for ax, val in rec["head"].items():
-        pose[:, ("pitch", "yaw", "roll").index(ax)] += val * level_scale * env_e
+        pose[:, HEAD_AXES.index(ax)] += val * level_scale * env_e
 
     # --- head motion
     label_head = None
@@ -221,7 +221,7 @@ def generate_clip(plan: ClipPlan, cfg: SynthConfig, vocab: Vocabulary | None = N
         u = np.clip((t - start) / dur, 0.0, 1.0)
         inside = (t >= start) & (t <= start + dur)
         amp = hr["amplitude"] * (HEAD_GAIN[0] + HEAD_GAIN[1] * plan.intensity) * rng.uniform(*HEAD_JITTER)
-        axis = ("pitch", "yaw", "roll").index(hr["axis"])
+        axis = HEAD_AXES.index(hr["axis"])
         if hr["pattern"] == "oscillate":
             prof = np.sin(2 * np.pi * hr["cycles"] * u) * inside
         elif hr["pattern"] == "hold":
@@ -234,7 +234,7 @@ def generate_clip(plan: ClipPlan, cfg: SynthConfig, vocab: Vocabulary | None = N
         pose[:, axis] += amp * prof
         # other axes moving with it (a recoil turns aside), as fractions of its amplitude
         for ax, frac in hr.get("secondary", {}).items():
-            pose[:, ("pitch", "yaw", "roll").index(ax)] += frac * amp * prof
+            pose[:, HEAD_AXES.index(ax)] += frac * amp * prof
         # weights held while it lasts (the gaze that goes with looking up or down)
         if hr.get("arkit"):
             components.append(np.abs(prof)[:, None] * vocab.arkit_vector(hr["arkit"])[None] * rng.uniform(0.8, 1.0))

@@ -16,6 +16,8 @@ from ..errors import FaceLangError
 from ..face.arkit import ARKIT_52
 
 ARKIT_INDEX = {n: i for i, n in enumerate(ARKIT_52)}
+# Head rotation axes, in the order of the motion's last three columns.
+HEAD_AXES = ("pitch", "yaw", "roll")
 
 
 @dataclass(frozen=True)
@@ -81,10 +83,10 @@ def _validate(d: dict) -> None:
         if bad or len(rec["phrases"]) < 2:
             raise FaceLangError(f"vocabulary: action '{w}' has unknown ARKit names {bad} or < 2 phrases")
     for w, rec in d["head_motions"].items():
-        if rec["axis"] not in ("pitch", "yaw", "roll") or len(rec["phrases"]) < 2:
+        if rec["axis"] not in HEAD_AXES or len(rec["phrases"]) < 2:
             raise FaceLangError(f"vocabulary: head motion '{w}' is malformed")
         bad = [k for k in rec.get("arkit", {}) if k not in ARKIT_INDEX]
-        bad += [k for k in rec.get("secondary", {}) if k not in ("pitch", "yaw", "roll") or k == rec["axis"]]
+        bad += [k for k in rec.get("secondary", {}) if k not in HEAD_AXES or k == rec["axis"]]
         if bad:
             raise FaceLangError(f"vocabulary: head motion '{w}' has unknown ARKit names or axes {bad}")
     if sorted(set(d["intensities"].values())) != [1, 2, 3, 4, 5]:
