@@ -234,14 +234,15 @@ PYBIND11_MODULE(_C, m) {
         check(st, "decode_step");
       },
       py::arg("model"), py::arg("ids"),
-      "One decoding step of the motion transformer for R rows: int64 ids (R,) -> logits (see csrc/decode/decode.h).");
+      "One decoding step of the transformer for R rows: int64 ids (R,) -> logits (see csrc/decode/decode.h).");
   m.def(
       "decode",
       [](py::dict model, int64_t n_tokens, float cfg_scale, float temperature, int64_t top_k,
-         std::uintptr_t rng_state, std::uintptr_t out) {
+         std::uintptr_t rng_state, std::uintptr_t out, int64_t stop_id) {
         std::vector<DecodeLayer> layers;
         DecodeArgs a = decode_args(model, layers);
         a.n_tokens = n_tokens;
+        a.stop_id = stop_id;
         a.cfg_scale = cfg_scale;
         a.temperature = temperature;
         a.top_k = top_k;
@@ -255,9 +256,9 @@ PYBIND11_MODULE(_C, m) {
         check(st, "decode");
       },
       py::arg("model"), py::arg("n_tokens"), py::arg("cfg_scale"), py::arg("temperature"), py::arg("top_k"),
-      py::arg("rng_state"), py::arg("out"),
-      "The motion transformer's sampling loop on the CPU: n_tokens int64 tokens per prompt into out (B, n_tokens) "
-      "(see csrc/decode/decode.h).");
+      py::arg("rng_state"), py::arg("out"), py::arg("stop_id") = -1,
+      "The decoding loop on the CPU: n_tokens int64 tokens per prompt into out (B, n_tokens), ending early once "
+      "every prompt has picked stop_id (>= 0) (see csrc/decode/decode.h).");
   m.def(
       "all_finite",
       [](std::uintptr_t data, int64_t n) {

@@ -260,19 +260,35 @@ def decode_step(weights: dict, caches, ids: torch.Tensor, *, n_past: int, pos: i
     return logits
 
 
+def block_weights(blocks) -> list:
+    """The per-layer tensors the decoding kernel reads from transformer blocks
+    laid out as `m2l.gpt.Block` (ln1, qkv, proj, ln2, mlp = Linear, GELU,
+    Linear): detached float32 contiguous views, no copies for float32 models."""
+    f = lambda t: t.detach().float().contiguous()  # noqa: E731
+    return [{"ln1_w": f(b.ln1.weight), "ln1_b": f(b.ln1.bias), "qkv_w": f(b.qkv.weight), "qkv_b": f(b.qkv.bias),
+             "proj_w": f(b.proj.weight), "proj_b": f(b.proj.bias), "ln2_w": f(b.ln2.weight),
+             "ln2_b": f(b.ln2.bias), "fc_w": f(b.mlp[0].weight), "fc_b": f(b.mlp[0].bias),
+             "out_w": f(b.mlp[2].weight), "out_b": f(b.mlp[2].bias)} for b in blocks]
+
+
 def decode(weights: dict, caches, logits: torch.Tensor, *, B: int, n_tokens: int, n_past: int, pos: int,
            row_emb=None, key_mask=None, cfg_scale: float = 1.0, temperature: float = 1.0, top_k: int = 0,
-           rng_state: torch.Tensor) -> torch.Tensor:
+           rng_state: torch.Tensor, stop_id: int = -1) -> torch.Tensor:
     """The sampling loop on the CPU (csrc/decode): from `logits` (R, K) of the
     first pick, n_tokens tokens per prompt -> (B, n_tokens) int64. R = B, or
     2B with guidance (rows B.. the unconditional twins). `rng_state`: a (1,)
-    int64 tensor, advanced in place (continue a stream by passing it again)."""
+    int64 tensor, advanced in place (continue a stream by passing it again).
+    `stop_id` >= 0: a prompt that picks it is finished (the rest of its row
+    is stop_id) and the loop ends once all are."""
     logits = logits.float().contiguous().clone()
     if not (isinstance(rng_state, torch.Tensor) and rng_state.dtype == torch.int64 and rng_state.numel() == 1
             and rng_state.is_contiguous() and rng_state.device.type == "cpu"):
         raise ShapeError("decode: rng_state must be a (1,) int64 CPU tensor")
     if n_tokens < 1 or temperature < 0 or top_k < 0 or cfg_scale < 0:
         raise ShapeError("decode: n_tokens >= 1, temperature, top_k and cfg_scale >= 0")
+    K = weights["tok_emb"].shape[0] - 1
+    if not -1 <= int(stop_id) < K:
+        raise ShapeError(f"decode: stop_id must be -1 (none) or a token id in [0, {K}), got {stop_id}")
     out = torch.empty(B, n_tokens, dtype=torch.int64, device="cpu")
     m, keep = _decode_model(weights, caches, row_emb, key_mask, logits, n_past, pos, B=B)
     if n_past + n_tokens - 1 > m["cap"] or pos + n_tokens - 1 > m["max_pos"]:
@@ -280,5 +296,5 @@ def decode(weights: dict, caches, logits: torch.Tensor, *, B: int, n_tokens: int
                          f"({m['max_pos']})")
     with torch.no_grad():
         ext().decode(m, int(n_tokens), float(cfg_scale), float(temperature), int(top_k), rng_state.data_ptr(),
-                     out.data_ptr())
+                     out.data_ptr(), int(stop_id))
     return out

@@ -225,6 +225,10 @@ def cmd_bench(args) -> int:
         from .cli_l2m import cmd_bench_l2m
 
         return cmd_bench_l2m(args, _emit)
+    if args.what == "m2l":
+        from .cli_m2l import cmd_bench_m2l
+
+        return cmd_bench_m2l(args, _emit)
     if args.what == "vq":
         from .cli_tokens import cmd_bench_vq
 
@@ -320,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=cmd_eval)
 
     b = sub.add_parser("bench", help="speed figures (last line: JSON)")
-    b.add_argument("what", choices=["fit", "corpus", "vq", "live", "l2m"], help="what to benchmark")
+    b.add_argument("what", choices=["fit", "corpus", "vq", "live", "l2m", "m2l"], help="what to benchmark")
     b.add_argument("--clips", type=int, default=5000, help="corpus: clips to build")
     b.add_argument("--media", help="folder of real clips (default: ../shared/media when present)")
     b.add_argument("--json", help="also write the figures to this file")
@@ -332,6 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
     g = b.add_argument_group("l2m")
     g.add_argument("--l2m", help="l2m: text-to-motion model folder (default: the shipped one)")
     g.add_argument("--seconds", type=float, default=10.0, help="l2m: seconds of motion per run")
+    g = b.add_argument_group("m2l")
+    g.add_argument("--m2l", help="m2l: caption model folder (default: the shipped one)")
+    g.add_argument("--windows", type=int, default=40, help="m2l: 4 s windows to caption (fresh synthetic clips)")
     b.set_defaults(func=cmd_bench)
 
     from .cli_corpus import add_parsers as add_corpus_parsers

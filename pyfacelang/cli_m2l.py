@@ -71,6 +71,24 @@ def cmd_caption(args) -> int:
     return 0
 
 
+def cmd_bench_m2l(args, emit) -> int:
+    from .m2l import load_caption_model
+    from .m2l.bench import bench_m2l, format_table
+    from .tokens.tokenizer import FaceTokenizer
+
+    if args.windows < 2:
+        raise FaceLangError(f"--windows must be at least 2, got {args.windows}")
+    tok = FaceTokenizer.load(getattr(args, "tokenizer", None))
+    model = load_caption_model(args.m2l, tok.sha256)
+    threads = args.threads if args.threads > 0 else 1
+    print(f"bench m2l: {args.windows} windows of 4 s (fresh synthetic clips, seed 1234), batch 1 and batched, "
+          f"torch threads {threads}")
+    res = bench_m2l(model, tok, windows=args.windows, threads=threads)
+    print(format_table(res))
+    emit(res, args.json)
+    return 0
+
+
 def cmd_eval_m2l(args, emit, media_dir) -> int:
     from .m2l import load_caption_model
     from .m2l.data import corpus_items, synthetic_items

@@ -1,6 +1,8 @@
-"""csrc/decode (the motion transformer's CPU decoding loop) against its torch
-twin, MotionGPT.step, on random weights over a sweep of sizes; and its
-sampling (guidance, temperature, top-k) against the distribution it draws from."""
+"""csrc/decode (the CPU decoding loop of the motion transformer and the
+captioner) against its torch twin, MotionGPT.step, on random weights over a
+sweep of sizes; its sampling (guidance, temperature, top-k) against the
+distribution it draws from; and its stop token. The captioner's use of it is
+checked against the captioner's torch loop in test_m2l.py."""
 import numpy as np
 import pytest
 import torch
@@ -103,6 +105,46 @@ def test_greedy_loop_matches_torch(B, guided, code_features):
                               temperature=0.0, rng_state=torch.zeros(1, dtype=torch.int64))
     assert got.shape == (B, n) and got.dtype == torch.int64
     assert (got == want).all()
+
+
+@pytest.mark.parametrize("B", [1, 3])
+def test_stop_token_ends_the_loop(B):
+    """With stop_id, a prompt's row is its tokens up to and including the
+    first stop, then stop_id; the others are what the loop without a stop
+    gives (a finished prompt's rows are fed stop_id, as in the torch loop
+    below, so the other prompts' rows do not depend on it)."""
+    net = _net(32, 4, 2)
+    L, T, n = 4, 2, 20
+    with torch.no_grad():
+        logits, caches, keys, lbin = _prompt(net, B, L, T, masked=False)
+        free = _kernels.decode(net.decode_weights(), [(c.k.clone(), c.v.clone()) for c in caches], logits, B=B,
+                               n_tokens=n, n_past=L + T, pos=T, row_emb=net.length(lbin).contiguous(),
+                               temperature=0.0, rng_state=torch.zeros(1, dtype=torch.int64))
+        stop = int(free[0, n // 3])                  # a token the first prompt picks part way
+        got = _kernels.decode(net.decode_weights(), [(c.k, c.v) for c in caches], logits, B=B, n_tokens=n,
+                              n_past=L + T, pos=T, row_emb=net.length(lbin).contiguous(), temperature=0.0,
+                              rng_state=torch.zeros(1, dtype=torch.int64), stop_id=stop)
+        # twin: the torch loop feeding stop_id to finished rows
+        twin_caches = _prompt(net, B, L, T, masked=False)[1]
+        lg, want, done = logits, [], torch.zeros(B, dtype=torch.bool)
+        pos, n_past = T, L + T
+        for _ in range(n):
+            nxt = torch.where(done, torch.full((B,), stop), lg.argmax(-1))
+            want.append(nxt)
+            done |= nxt == stop
+            if bool(done.all()):
+                break
+            lg = net.step(nxt[:, None], pos, lbin, None, twin_caches)
+            pos, n_past = pos + 1, n_past + 1
+        want = torch.stack(want, 1)
+    first = int((free[0] == stop).nonzero()[0])
+    assert (got[0, : first + 1] == free[0, : first + 1]).all() and (got[0, first:] == stop).all()
+    assert (got[:, : want.shape[1]] == want).all()
+    if bool(done.all()):
+        assert (got[:, want.shape[1]:] == stop).all()
+    with pytest.raises(ShapeError, match="stop_id"):
+        _kernels.decode(net.decode_weights(), [(c.k, c.v) for c in caches], logits, B=B, n_tokens=2,
+                        n_past=L + T, pos=T, rng_state=torch.zeros(1, dtype=torch.int64), stop_id=net.n_codes)
 
 
 def _draws(logits, n, **kw):

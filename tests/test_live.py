@@ -357,3 +357,52 @@ def test_caption_window_keeps_real_time():
     toks = np.array([1, 2, 3, 4, 5])
     g = on_grid(times, toks, 25.0)
     assert len(g) == 12 and list(g[:3]) == [1, 2, 3] and list(g[3:10]) == [3] * 7 and list(g[10:]) == [4, 5]
+
+
+@pytest.mark.parametrize("width", [304, 464, 624])
+@pytest.mark.parametrize("text", [
+    "The person starts calm and breaks into a very composed look, and then tucks the chin.",
+    "The face looks extremely attentive, and then looks away, and at the same time briefly raises the left "
+    "eyebrow, and finally momentarily looks right with the eyes.",
+])
+def test_caption_panel_shows_every_word(width, text):
+    """The demo's 320 px view cut a four-line caption to three lines; a real
+    caption must be laid out whole (smaller font if needed), in the panel."""
+    import cv2
+
+    from pyfacelang.stream.overlay import CAPTION_LINES, fit_caption
+
+    height = 8 + 22 * CAPTION_LINES
+    lines, scale, pitch = fit_caption(text, width, height)
+    assert " ".join(lines).split() == text.split()
+    assert pitch * len(lines) <= height
+    assert all(cv2.getTextSize(line, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] <= width for line in lines)
+
+
+def test_caption_panel_marks_a_cut():
+    from pyfacelang.stream.overlay import fit_caption
+
+    text = " ".join(f"word{i}" for i in range(200))
+    lines, _, _ = fit_caption(text, 304, 74)
+    assert lines[-1].endswith("...") and len(" ".join(lines).split()) < 200
+    assert fit_caption("", 304, 74)[0] == []
+
+
+def test_live_view_frame_size_is_fixed(clip):
+    """Every view frame has the same size whatever the caption (a video writer needs that)."""
+    from pyfacelang.stream.events import CaptionEvent
+    from pyfacelang.stream.overlay import LiveView
+
+    path, _ = clip
+    cfg = LiveConfig(realtime=False, drop=False, keep_image=True)
+    view = LiveView(width=320)
+    shapes = set()
+    with LiveSession(path, cfg) as s:
+        for k, ev in enumerate(s.events()):
+            if ev.type == "frame":
+                if k == 20:
+                    view.add_caption(CaptionEvent(start=0.0, end=4.0, caption="word " * 80, latency_ms=1.0, tokens=100))
+                shapes.add(view.frame(ev).shape)
+            if k > 40:
+                break
+    assert len(shapes) == 1

@@ -218,6 +218,91 @@ def test_shipped_captioner_tasks(shipped_m2l, shipped_tokenizer):
     assert shipped_m2l.caption(it.tokens, "What does the head do?").startswith(("It ", "The head"))
 
 
+def _tiny_captioner(seed=0, d_model=32, face_conv=2):
+    """A random-weight built-in captioner (weights larger than the init, so
+    answers are long and varied) over a small text vocabulary."""
+    import torch
+
+    from pyfacelang.m2l.builtin import BuiltinCaptioner
+    cfg = dataclasses.replace(PRESETS["tiny"].model, d_model=d_model, face_conv=face_conv, dropout=0.0,
+                              code_features=True)
+    meta = {"tokenizer_sha256": "0" * 64, "codebook_size": 64, "fps": 25.0}
+    texts = ["The person looks very happy and then nods twice.", "The face seems slightly sad, then blinks."] * 20
+    m = BuiltinCaptioner.create(cfg, texts, meta, np.random.default_rng(seed).normal(size=(64, 55)))
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for p in m.net.parameters():
+            p.normal_(0.0, 0.5)
+    m.net.eval()
+    return m
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("d_model,face_conv", [(32, 0), (32, 2), (64, 3)])
+def test_kernel_decoding_equals_torch_random(seed, d_model, face_conv):
+    """The C++ loop (csrc/decode) decodes the captioner's answers as its
+    torch loop does: same ids, greedy and in beams, batch 1 and batched."""
+    m = _tiny_captioner(seed, d_model, face_conv)
+    rng = np.random.default_rng(seed)
+    seqs = [rng.integers(0, 64, 30) for _ in range(4)]
+    out = {}
+    for backend in ("torch", "kernel"):
+        m.backend = backend
+        out[backend] = (m.caption_batch(seqs, max_new_tokens=24), m.caption(seqs[0], max_new_tokens=24),
+                        m._beams(seqs[1], "Describe the facial motion.", 24, 3))
+    assert out["kernel"] == out["torch"]
+    assert all(len(a) >= 8 for a in out["torch"][0])        # answers of many tokens were compared, not only <eos>
+
+
+def test_kernel_decoding_equals_torch_shipped(shipped_m2l, shipped_tokenizer):
+    items = synthetic_items(seed=77, clips=12, tokenizer=shipped_tokenizer)
+    seqs = [it.tokens[:100] for it in items]
+    was = shipped_m2l.backend
+    try:
+        out = {}
+        for backend in ("torch", "kernel"):
+            shipped_m2l.backend = backend
+            out[backend] = ([shipped_m2l.caption(s) for s in seqs[:4]], shipped_m2l.caption_batch(seqs),
+                            shipped_m2l.caption(seqs[5], "What does the head do?"),
+                            shipped_m2l._beams(seqs[6][:50], "Describe the facial motion.", 64, 4))
+    finally:
+        shipped_m2l.backend = was
+    assert out["kernel"] == out["torch"]
+
+
+def test_kernel_backend_refusals():
+    import torch
+
+    m = _tiny_captioner()
+    m.backend = "fast"
+    with pytest.raises(FaceLangError, match="backend"):
+        m.caption(np.arange(10))
+    m.backend = "kernel"
+    m.net.to(torch.float64)
+    with pytest.raises(FaceLangError, match="float32"):
+        m.caption(np.arange(10))
+    m.backend = "auto"                       # a float64 model falls back to torch
+    assert isinstance(m.caption(np.arange(10), max_new_tokens=8), str)
+
+
+def test_reader_prefilter_changes_nothing(corpus_metas):
+    """CaptionReader skips phrases with a word the text lacks; on captions,
+    paraphrases and phrase soups (overlapping phrases) it reads the same."""
+    import random
+
+    r = CaptionReader()
+    texts = [t for m in corpus_metas for t in [m["caption"], *m.get("paraphrases", [])]]
+    phrases = [p for sec in (r.vocab.data["actions"], r.vocab.data["head_motions"]) for rec in sec.values()
+               for p in rec["phrases"]]
+    rng = random.Random(0)
+    for _ in range(400):
+        words = " ".join(rng.sample(phrases, 3)).split()
+        k = rng.randrange(len(words))
+        texts.append(" ".join(words[k:] + words[:k]) + rng.choice(["", ".", ", and then"]))
+    assert len(texts) > 400
+    assert all(r._free(t) == r._free(t, prefilter=False) for t in texts)
+
+
 def test_malformed_answer_repaired_by_beams(shipped_m2l, shipped_tokenizer, monkeypatch):
     """A describe answer that names no emotion (as greedy decoding gave on a
     demo's 2 s window) is replaced by the best well-formed beam; other
@@ -319,3 +404,15 @@ def test_cli_train_and_eval(tmp_path, tiny_corpus, capsys):
                  str(tmp_path / "nope")]) == 1
     assert main(["train", "tokenizer", "--corpus", str(tiny_corpus), "-o", str(tmp_path / "y"), "--base", "b"]) == 1
     assert main(["train", "m2l", "--corpus", str(tiny_corpus), "-o", str(tmp_path / "y"), "--preset", "baseline"]) == 1
+
+
+def test_bench_m2l_cli(tmp_path, capsys):
+    """`bench m2l`: both decoding loops on the same windows, ratios against torch in the same run."""
+    out = tmp_path / "bench.json"
+    assert main(["bench", "m2l", "--windows", "3", "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert [r["backend"] for r in res["rows"]] == ["torch", "kernel"]
+    assert res["windows"] == 3 and res["tokens_per_window"] == 100 and res["window_ms"] > 0
+    assert res["rows"][0]["speedup_vs_torch"] == 1.0
+    assert "ms/window" in capsys.readouterr().out
+    assert main(["bench", "m2l", "--windows", "1"]) != 0

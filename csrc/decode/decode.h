@@ -1,6 +1,10 @@
 // Token-by-token decoding of a small pre-LayerNorm decoder-only transformer
-// (the text-to-motion model, pyfacelang/l2m/model.py::MotionGPT) on the CPU,
-// with its sampling loop: classifier-free guidance, temperature, top-k.
+// on the CPU, with its sampling loop: classifier-free guidance, temperature,
+// top-k, and an optional stop token. Two models use it: the text-to-motion
+// transformer (pyfacelang/l2m/model.py::MotionGPT, output classes = face
+// codes) and the built-in captioner (pyfacelang/m2l/gpt.py::GPT, greedy,
+// output classes = its text tokens, stopping at <eos>); their blocks are the
+// same.
 //
 // Why a kernel: one decoding step of the shipped model is ~2 M multiply-adds,
 // which torch spends ~1 ms on (about 60 operator calls of ~15 us overhead
@@ -71,6 +75,8 @@ struct DecodeArgs {
   float temperature = 1.0f;             // 0 = greedy (argmax, first maximum)
   int64_t top_k = 0;                    // sample among the k most likely codes; 0 = all
   uint64_t* rng_state = nullptr;        // in/out: splitmix64 state, so a continued call continues the stream
+  int64_t stop_id = -1;                 // a prompt that picks this token is finished: the rest of its row of
+                                        // `out` is stop_id, and the loop ends once every prompt is; -1 = none
   int64_t* out = nullptr;               // (B, n_tokens) picked tokens, row-major
 };
 
@@ -80,6 +86,9 @@ int decode_step_cpu(const DecodeArgs& a, const int64_t* ids);
 
 // The sampling loop: pick a token per prompt from `logits`, feed it to all of
 // that prompt's rows, step; n_tokens times (the last pick is not fed back).
+// With stop_id >= 0 it ends early once every prompt has picked stop_id (the
+// rest of `out` is filled with it; a finished prompt's rows are still fed
+// stop_id while others go on, as a batched torch loop would).
 int decode_cpu(const DecodeArgs& a);
 
 inline int decode_validate(const DecodeArgs& a) {

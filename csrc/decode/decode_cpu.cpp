@@ -1,4 +1,4 @@
-// CPU decoding loop of the text-to-motion transformer (see decode.h).
+// CPU decoding loop of the text-to-motion transformer and the captioner (see decode.h).
 // Single-threaded: a step is ~2 M multiply-adds over ~3 MB of weights, and
 // each weight row is read once for all rows (the guided twins share it).
 #include "decode.h"
@@ -164,15 +164,30 @@ int decode_step_cpu(const DecodeArgs& a, const int64_t* ids) {
 int decode_cpu(const DecodeArgs& a) {
   int st = decode_validate(a);
   if (st != kOk) return st;
-  if (a.n_tokens < 0 || !a.out || !a.rng_state || a.temperature < 0.0f || a.top_k < 0 ||
+  if (a.n_tokens < 0 || !a.out || !a.rng_state || a.temperature < 0.0f || a.top_k < 0 || a.stop_id < -1 ||
+      a.stop_id >= a.K ||
       a.n_past + a.n_tokens - 1 > a.cap || a.pos + a.n_tokens - 1 > a.max_pos) {
     return kInvalidArgument;
   }
   Work w(a);
   DecodeArgs s = a;
+  std::vector<uint8_t> done(a.B, 0);
+  int64_t n_done = 0;
   for (int64_t t = 0; t < a.n_tokens; ++t) {
-    for (int64_t b = 0; b < a.B; ++b) a.out[b * a.n_tokens + t] = pick(a, b, w);
+    for (int64_t b = 0; b < a.B; ++b) {
+      int64_t id = done[b] ? a.stop_id : pick(a, b, w);
+      a.out[b * a.n_tokens + t] = id;
+      if (!done[b] && a.stop_id >= 0 && id == a.stop_id) {
+        done[b] = 1;
+        ++n_done;
+      }
+    }
     if (t + 1 == a.n_tokens) break;
+    if (n_done == a.B) {   // every prompt finished: the rest is stop_id
+      for (int64_t b = 0; b < a.B; ++b) std::fill(a.out + b * a.n_tokens + t + 1, a.out + (b + 1) * a.n_tokens,
+                                                  a.stop_id);
+      break;
+    }
     for (int64_t r = 0; r < a.R; ++r) w.ids[r] = a.out[(r % a.B) * a.n_tokens + t];
     st = step(s, w.ids.data(), w);
     if (st != kOk) return st;

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._kernels import block_weights
 from ..errors import ModelFileError
 from ..m2l.gpt import Block
 from ..tokens.geometry import MOTION_DIM
@@ -141,10 +142,7 @@ class MotionGPT(nn.Module):
         f = lambda t: t.detach().float().contiguous()  # noqa: E731
         with torch.no_grad():
             tok, head = self.tables()
-        layers = [{"ln1_w": f(b.ln1.weight), "ln1_b": f(b.ln1.bias), "qkv_w": f(b.qkv.weight), "qkv_b": f(b.qkv.bias),
-                   "proj_w": f(b.proj.weight), "proj_b": f(b.proj.bias), "ln2_w": f(b.ln2.weight),
-                   "ln2_b": f(b.ln2.bias), "fc_w": f(b.mlp[0].weight), "fc_b": f(b.mlp[0].bias),
-                   "out_w": f(b.mlp[2].weight), "out_b": f(b.mlp[2].bias)} for b in self.blocks]
+        layers = block_weights(self.blocks)
         return {"tok_emb": f(tok), "pos_emb": f(self.pos.weight), "lnf_w": f(self.ln.weight),
                 "lnf_b": f(self.ln.bias), "head_w": f(head), "layers": layers}
 

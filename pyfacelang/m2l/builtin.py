@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import ModelFileError
+from ..errors import FaceLangError, ModelFileError
 from .base import CaptionModel
 from .config import CaptionerConfig
 from .gpt import GPT
@@ -31,6 +31,9 @@ class BuiltinCaptioner(CaptionModel):
         self.cfg, self.vocab = cfg, vocab
         self.net = net if net is not None else GPT(cfg, vocab.size, vocab.face0, vocab.codebook_size)
         self._prompt_cache: dict[str, list[int]] = {}
+        #: how greedy answers are decoded: "auto" (the C++ loop on the CPU,
+        #: torch elsewhere), "kernel" (the C++ loop, or an error) or "torch"
+        self.backend = "auto"
 
     @classmethod
     def create(cls, cfg: CaptionerConfig, texts, meta: dict, code_motion=None) -> "BuiltinCaptioner":
@@ -96,7 +99,37 @@ class BuiltinCaptioner(CaptionModel):
         ctx = torch.tensor([self._context(f, prompt) for f in seqs], device=self.device)   # (B, T)
         return self._greedy(ctx, max_new_tokens)
 
+    def kernel_ok(self) -> bool:
+        """The C++ decoding loop serves float32 models on the CPU."""
+        return self.device.type == "cpu" and self.net.tok.weight.dtype == torch.float32
+
     def _greedy(self, ctx: torch.Tensor, max_new_tokens: int) -> list[str]:
+        """Greedy answers after the contexts ctx (B, T). The context goes
+        through torch in one forward (face reader, code features); the answer
+        is decoded token by token by the C++ loop (csrc/decode) when
+        `self.backend` allows it (CPU, float32), else by the torch loop below,
+        its twin (tests check that both give the same ids)."""
+        B, T = ctx.shape
+        face0, eos = self.vocab.face0, self.vocab.eos
+        if self.backend not in ("auto", "kernel", "torch"):
+            raise FaceLangError(f"backend must be 'auto', 'kernel' or 'torch', got {self.backend!r}")
+        if self.backend == "kernel" and not self.kernel_ok():
+            raise FaceLangError("the decoding kernel runs float32 models on the CPU; set backend='torch'")
+        if self.backend != "torch" and self.kernel_ok():
+            from .. import _kernels
+            from .gpt import KVCache
+
+            caches = [KVCache(T + max_new_tokens) for _ in self.net.blocks]
+            logits = self.net(ctx, 0, caches, last_only=True)[:, :face0].contiguous()    # (B, text tokens)
+            rng = torch.zeros(1, dtype=torch.int64)                                       # unused when greedy
+            ids = _kernels.decode(self.net.decode_weights(face0), [(c.k, c.v) for c in caches], logits, B=B,
+                                  n_tokens=max_new_tokens, n_past=T, pos=T, temperature=0.0, rng_state=rng,
+                                  stop_id=eos).tolist()                                   # (B, n)
+        else:
+            ids = self._greedy_torch(ctx, max_new_tokens)
+        return self._texts(ids)
+
+    def _greedy_torch(self, ctx: torch.Tensor, max_new_tokens: int) -> list[list[int]]:
         B, T = ctx.shape
         caches = [[None, None] for _ in self.net.blocks]
         logits = self.net(ctx, 0, caches, last_only=True)              # (B, V)
@@ -111,13 +144,59 @@ class BuiltinCaptioner(CaptionModel):
             if bool(done.all()) or step == max_new_tokens - 1:
                 break
             logits = self.net(nxt[:, None], T + step, caches, last_only=True)
-        ids = torch.stack(gen, 1).tolist()                              # (B, n)
+        return torch.stack(gen, 1).tolist()                             # (B, n)
+
+    def _texts(self, ids: list[list[int]]) -> list[str]:
         texts = []
         for row in ids:
             if self.vocab.eos in row:
                 row = row[: row.index(self.vocab.eos)]
             texts.append(self.vocab.decode(row))
         return texts
+
+    def _beam_stepper(self, ctx: torch.Tensor, max_new_tokens: int, beams: int):
+        """Prefill one context ctx (1, T) -> (logits (1, text tokens) of the
+        first answer token, step) where step(rows, ids, n) keeps the cached
+        rows `rows` (in that order), feeds ids (one per kept row) as the
+        answer's token n and returns their logits (A, text tokens). The C++
+        loop's single step (csrc/decode) when the backend allows it, else torch."""
+        face0, T = self.vocab.face0, ctx.shape[1]
+        dev = self.device
+        if self.backend != "torch" and self.kernel_ok():
+            from .. import _kernels
+            from .gpt import KVCache
+
+            one = [KVCache(T + max_new_tokens) for _ in self.net.blocks]
+            logits = self.net(ctx, 0, one, last_only=True)[:, :face0]                   # (1, K)
+            # per layer: keys and values of every beam, (beams, H, cap, Dh), and a spare
+            # of each that the kept rows are gathered into (then the two swap: one copy)
+            kv = [[c.k.expand(beams, -1, -1, -1).contiguous(), c.v.expand(beams, -1, -1, -1).contiguous()]
+                  for c in one]
+            spare = [[torch.empty_like(k), torch.empty_like(v)] for k, v in kv]
+            weights = self.net.decode_weights(face0)
+
+            def step(rows, ids, n):
+                A, S = len(rows), T + n
+                if rows != list(range(A)):
+                    idx = torch.tensor(rows)
+                    for cur, nxt in zip(kv, spare):
+                        for j in (0, 1):
+                            torch.index_select(cur[j], 0, idx, out=nxt[j][:A])
+                            cur[j], nxt[j] = nxt[j], cur[j]
+                return _kernels.decode_step(weights, [(k[:A], v[:A]) for k, v in kv], torch.tensor(ids),
+                                            n_past=S, pos=S)
+            return logits, step
+
+        caches = [[None, None] for _ in self.net.blocks]
+        logits = self.net(ctx, 0, caches, last_only=True)[:, :face0]                    # (1, K)
+
+        def step(rows, ids, n):
+            idx = torch.tensor(rows, device=dev)
+            for c in caches:
+                c[0], c[1] = c[0][idx], c[1][idx]
+            ids = torch.tensor(ids, device=dev)[:, None]                                 # (A, 1)
+            return self.net(ids, T + n, caches, last_only=True)[:, :face0]
+        return logits, step
 
     @torch.no_grad()
     def _beams(self, seq, prompt, max_new_tokens, beams, reject=None):
@@ -127,14 +206,11 @@ class BuiltinCaptioner(CaptionModel):
         True drops a partial answer from the beam."""
         vocab = self.vocab
         ctx = torch.tensor([self._context(seq, prompt)], device=self.device)             # (1, T)
-        T = ctx.shape[1]
-        caches = [[None, None] for _ in self.net.blocks]
-        logits = self.net(ctx, 0, caches, last_only=True)                              # (1, V)
+        logits, step_fn = self._beam_stepper(ctx, max_new_tokens, beams)                # answers are text only
         alive = [([], 0.0)]                                                             # (ids, summed logp)
         done: list[tuple[float, list]] = []
         for step in range(max_new_tokens):
-            logits[:, vocab.face0:] = float("-inf")                                     # answers are text only
-            logp = torch.log_softmax(logits.float(), -1)                                # (A, V)
+            logp = torch.log_softmax(logits.float(), -1)                                # (A, K)
             top_lp, top_id = (t.tolist() for t in logp.topk(beams, -1))                 # (A, beams) each
             cand = sorted(((alive[a][1] + top_lp[a][j], a, top_id[a][j])
                            for a in range(len(alive)) for j in range(beams)), reverse=True)
@@ -151,14 +227,13 @@ class BuiltinCaptioner(CaptionModel):
                     break
             # stop once the best live beam, scored as it stands, is below the
             # beams-th finished answer (the usual heuristic: log-probs only fall)
-            if not nxt_alive or (len(done) >= beams and
-                                 max(sc / (len(i) + 1) for i, sc in nxt_alive) < sorted(d[0] for d in done)[-beams]):
+            if not nxt_alive or step == max_new_tokens - 1 or (
+                    len(done) >= beams and
+                    max(sc / (len(i) + 1) for i, sc in nxt_alive) < sorted(d[0] for d in done)[-beams]):
+                alive = nxt_alive or alive
                 break
-            idx = torch.tensor(rows, device=self.device)
-            for c in caches:
-                c[0], c[1] = c[0][idx], c[1][idx]
             alive = nxt_alive
-            logits = self.net(torch.tensor(ids, device=self.device)[:, None], T + step, caches, last_only=True)
+            logits = step_fn(rows, ids, step)
         if not done:                                                                     # ran out of length
             done = [(sc / len(i), i) for i, sc in alive]
         done.sort(key=lambda d: -d[0])

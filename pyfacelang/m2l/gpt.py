@@ -122,6 +122,21 @@ class GPT(nn.Module):
         if isinstance(m, nn.Linear) and m.bias is not None:
             nn.init.zeros_(m.bias)
 
+    def decode_weights(self, n_out: int) -> dict:
+        """The tensors the CPU decoding kernel reads (`_kernels.decode`) for
+        generating ids below `n_out` (the text tokens: answers never hold face
+        tokens, and generated ids are fed back as plain embeddings, which is
+        what `forward` does for a non-face id): detached float32 views of
+        the parameters, no copies."""
+        from .._kernels import block_weights
+
+        if not 0 < n_out <= self.tok.num_embeddings - 1:
+            raise ValueError(f"n_out must be in [1, {self.tok.num_embeddings - 1}], got {n_out}")
+        f = lambda t: t.detach().float().contiguous()  # noqa: E731
+        tok = f(self.tok.weight)
+        return {"tok_emb": tok[: n_out + 1], "pos_emb": f(self.pos.weight), "lnf_w": f(self.ln.weight),
+                "lnf_b": f(self.ln.bias), "head_w": tok[:n_out], "layers": block_weights(self.blocks)}
+
     def forward(self, ids, pos0: int = 0, caches=None, last_only: bool = False, rows=None):
         """ids (B, T) -> logits (B, T, V) (or (B, V) with last_only). With
         `caches` (a list of [k, v] per block) keys/values are appended, so

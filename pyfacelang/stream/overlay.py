@@ -6,12 +6,58 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import textwrap
 
 import numpy as np
 
 STRIP_H = 46          # token strip height in pixels
-CAPTION_LINES = 3
+CAPTION_LINES = 3     # the caption panel's height, in lines at the full font size
+CAPTION_SCALE = 0.5   # Hershey simplex scale of a caption that fits at full size
+MIN_CAPTION_SCALE = 0.34   # smallest scale tried before a caption is cut (still legible at 320 px)
+LINE_PITCH = 44       # line pitch in px per unit of font scale (22 px at 0.5, as the panel's height assumes)
+
+
+def wrap_pixels(text: str, width_px: int, scale: float) -> list[str]:
+    """Greedy word wrap measured with OpenCV's own glyph widths (a word
+    wider than the line stays whole on its own line)."""
+    import cv2
+
+    lines, cur = [], ""
+    for word in text.split():
+        cand = f"{cur} {word}" if cur else word
+        if cur and cv2.getTextSize(cand, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] > width_px:
+            lines.append(cur)
+            cur = word
+        else:
+            cur = cand
+    return lines + [cur] if cur else lines
+
+
+def fit_caption(text: str, width_px: int, height_px: int) -> tuple[list[str], float, int]:
+    """Lay a caption into a `width_px` x `height_px` panel: the largest font
+    scale from CAPTION_SCALE down to MIN_CAPTION_SCALE at which every word
+    fits; if none does, the smallest scale's lines are cut and the last one
+    ends in "...", so a long caption is never silently clipped.
+    Returns (lines, scale, line pitch in px)."""
+    import cv2
+
+    if not text.strip():
+        return [], CAPTION_SCALE, int(round(LINE_PITCH * CAPTION_SCALE))
+    scale = CAPTION_SCALE
+    while True:
+        pitch = int(round(LINE_PITCH * scale))
+        rows = max(1, (height_px - 4) // pitch)
+        lines = wrap_pixels(text, width_px, scale)
+        if len(lines) <= rows:
+            return lines, scale, pitch
+        if scale - 0.04 < MIN_CAPTION_SCALE:
+            break
+        scale = round(scale - 0.04, 2)
+    kept = lines[:rows]
+    last = kept[-1]
+    while last and cv2.getTextSize(last + " ...", cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] > width_px:
+        last = last.rsplit(" ", 1)[0] if " " in last else ""
+    kept[-1] = (last + " ...").strip()
+    return kept, scale, pitch
 
 
 def token_color(token: int | None) -> tuple[int, int, int]:
@@ -56,17 +102,18 @@ class LiveView:
                 res = dataclasses.replace(res, landmarks=res.landmarks * np.float32(s))
         img = self.mesh.draw(img, res, weights=False) if res is not None else img.copy()
         h, w = img.shape[:2]
-        lines = textwrap.wrap(self.caption, width=max(20, w // 11))[:CAPTION_LINES] if self.caption else []
         cap_h = 8 + 22 * CAPTION_LINES      # fixed, so every frame has the same size
+        lines, scale, pitch = fit_caption(self.caption, w - 16, cap_h)
         out = np.zeros((h + STRIP_H + cap_h, w, 3), np.uint8)
         out[:h] = img
         self._strip(out[h:h + STRIP_H], ev)
-        y = h + STRIP_H + 18
+        y = h + STRIP_H + int(round(36 * scale))     # first baseline: 18 px down at full size
         if not lines:
-            cv2.putText(out, "(waiting for the first caption)", (8, y), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (150, 150, 150),
-                        1, cv2.LINE_AA)
+            cv2.putText(out, "(waiting for the first caption)", (8, h + STRIP_H + 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
+                        (150, 150, 150), 1, cv2.LINE_AA)
         for k, line in enumerate(lines):
-            cv2.putText(out, line, (8, y + 22 * k), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
+            cv2.putText(out, line, (8, y + pitch * k), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1,
+                        cv2.LINE_AA)
         cv2.putText(out, f"t={ev.time:.2f}s", (w - 92, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
         cv2.putText(out, f"t={ev.time:.2f}s", (w - 92, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1,
                     cv2.LINE_AA)
