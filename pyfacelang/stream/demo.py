@@ -15,7 +15,6 @@ through steps 2-4.
 from __future__ import annotations
 
 import json
-import textwrap
 import time
 from pathlib import Path
 
@@ -103,7 +102,7 @@ def run_demo(out_dir="demo_out", source=None, prompt: str = DEMO_PROMPT, seconds
                 left = cv2.resize(img, (320, int(round(img.shape[0] * s))))
                 right = view.frame(ev)
                 pad = np.zeros((right.shape[0] - left.shape[0], 320, 3), np.uint8)
-                _write_lines(pad, ["input" + (" (what it shows):" if truth else ""), *textwrap.wrap(truth, 38)])
+                _write_lines(pad, "input" + (" (what it shows):" if truth else ""), truth)
                 vw.write(hstack_frames([np.concatenate([left, pad]), right]))
             elif ev.type == "status" and ev.kind != "end":
                 log(f"      [{ev.kind}] {ev.message}")
@@ -126,11 +125,18 @@ def run_demo(out_dir="demo_out", source=None, prompt: str = DEMO_PROMPT, seconds
     return summary
 
 
-def _write_lines(img: np.ndarray, lines: list) -> None:
+def _write_lines(img: np.ndarray, title: str, text: str) -> None:
+    """A title line, then `text` laid out whole in the rest of the panel (as the live view lays out captions)."""
     import cv2
 
-    for k, line in enumerate(lines[:5]):
-        cv2.putText(img, line, (8, 20 + 22 * k), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (170, 170, 170), 1, cv2.LINE_AA)
+    from .overlay import fit_caption
+
+    grey = (170, 170, 170)
+    cv2.putText(img, title, (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, grey, 1, cv2.LINE_AA)
+    lines, scale, pitch = fit_caption(text, img.shape[1] - 16, img.shape[0] - 26)
+    for k, line in enumerate(lines):
+        cv2.putText(img, line, (8, 26 + int(round(36 * scale)) + pitch * k), cv2.FONT_HERSHEY_SIMPLEX, scale, grey, 1,
+                    cv2.LINE_AA)
 
 
 def _rig():
