@@ -182,8 +182,8 @@ def _shipped_global():
 def add_eval_options(e) -> None:
     g = e.add_argument_group("l2m")
     g.add_argument("--l2m", help="l2m: prefix motion model folder (default: shipped)")
-    g.add_argument("--l2m-global", help="l2m: global-embedding baseline folder (default: the shipped one if "
-                                        "the package has one, else the prefix model is scored alone)")
+    g.add_argument("--l2m-global", help="l2m: global-embedding baseline folder (default: the shipped one, "
+                                        "`train l2m --preset global`)")
     g.add_argument("--no-global", action="store_true", help="l2m: skip the baseline")
     g.add_argument("--sequences", type=int, default=100,
                    help="l2m: two-part prompts ('A, then B') to score as Seq2 (default 100; 0: none)")

@@ -57,6 +57,7 @@ SHIPPED = [
     ("tokens/data/coefficient", "tokens", "baseline"),
     ("m2l/data/default", "m2l", "default"),
     ("l2m/data/default", "l2m", "default"),
+    ("l2m/data/global", "l2m", "global"),
     ("l2m/data/evaluator", "l2m-eval", "default"),
 ]
 
