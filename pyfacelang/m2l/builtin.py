@@ -48,8 +48,9 @@ class BuiltinCaptioner(CaptionModel):
         if not self.cfg.code_features:
             return
         if code_motion is None or tuple(np.shape(code_motion)) != tuple(self.net.face_feat.shape):
+            got = None if code_motion is None else np.shape(code_motion)
             raise ModelFileError(f"code_features needs the tokenizer's code motion of shape "
-                                 f"{tuple(self.net.face_feat.shape)}, got {None if code_motion is None else np.shape(code_motion)}")
+                                 f"{tuple(self.net.face_feat.shape)}, got {got}")
         self.net.face_feat.copy_(torch.as_tensor(np.asarray(code_motion), dtype=torch.float32))
 
     def module(self):
