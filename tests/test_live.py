@@ -386,6 +386,12 @@ def test_caption_panel_marks_a_cut():
     lines, _, _ = fit_caption(text, 304, 74)
     assert lines[-1].endswith("...") and len(" ".join(lines).split()) < 200
     assert fit_caption("", 304, 74)[0] == []
+    # a word wider than the panel is cut with a mark, not left to overflow
+    import cv2
+    lines, scale, _ = fit_caption("A " + "W" * 60 + " face", 304, 74)
+    assert any(line.endswith("...") for line in lines)
+    assert all(cv2.getTextSize(line, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] <= 304 for line in lines)
+    assert fit_caption("The person smiles.", 304, 10)[0] == []          # no room for a line: none drawn
 
 
 def test_live_view_frame_size_is_fixed(clip):

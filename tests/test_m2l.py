@@ -270,6 +270,14 @@ def test_kernel_decoding_equals_torch_shipped(shipped_m2l, shipped_tokenizer):
     assert out["kernel"] == out["torch"]
 
 
+def test_beams_with_every_first_token_rejected():
+    """No partial answer survives: no beams (the greedy answer then stands), on both loops."""
+    m = _tiny_captioner()
+    for backend in ("torch", "kernel"):
+        m.backend = backend
+        assert m._beams(np.arange(10), "Describe the facial motion.", 12, 3, reject=lambda t: True) == []
+
+
 def test_kernel_backend_refusals():
     import torch
 
@@ -281,6 +289,8 @@ def test_kernel_backend_refusals():
     m.net.to(torch.float64)
     with pytest.raises(FaceLangError, match="float32"):
         m.caption(np.arange(10))
+    with pytest.raises(FaceLangError, match="float32"):
+        m._beams(np.arange(10), "Describe the facial motion.", 8, 2)
     m.backend = "auto"                       # a float64 model falls back to torch
     assert isinstance(m.caption(np.arange(10), max_new_tokens=8), str)
 

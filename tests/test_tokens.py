@@ -239,6 +239,33 @@ def test_encoder_weight_cache_follows_weight_changes():
     torch.testing.assert_close(b, c.detach())
 
 
+def test_encoder_layers_match_the_modules_and_follow_replacements():
+    """The encoder runs its layers after the first as plain functions on
+    cached Parameter references: the same numbers as the Sequential, and a
+    replaced Parameter (load_state_dict(assign=True), pruning) is seen."""
+    from torch import nn
+
+    from pyfacelang.tokens.geometry import N_EXPR, ROT_SCALE
+    from pyfacelang.tokens.model import GeoVQVAE
+
+    torch.manual_seed(0)
+    model = GeoVQVAE(TokenizerConfig(codebook_size=16, enc_hidden=32, dec_hidden=16)).eval()
+    x = torch.rand(7, MOTION_DIM)
+
+    def by_modules():
+        first = model.encoder.net[0]
+        h = nn.functional.linear(x[..., :N_EXPR], model._effective_weight(first)) + nn.functional.linear(
+            x[..., N_EXPR:] * ROT_SCALE, first.weight[:, 3 * model.geometry.V:], first.bias)
+        return model.encoder.net[1:](h)
+    with torch.no_grad():
+        assert torch.equal(model.encode(x), by_modules())
+        sd = {k: v * 1.1 for k, v in model.state_dict().items()}
+        model.load_state_dict(sd, assign=True)        # new Parameter objects
+        assert torch.equal(model.encode(x), by_modules())
+        model.encoder.net[2].weight = nn.Parameter(torch.randn_like(model.encoder.net[2].weight))
+        assert torch.equal(model.encode(x), by_modules())
+
+
 def test_decode_and_bad_input(shipped):
     tokens = np.array([0, 5, 5, shipped.codebook_size - 1], np.int32)
     out = shipped.decode(tokens)

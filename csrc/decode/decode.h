@@ -88,7 +88,9 @@ int decode_step_cpu(const DecodeArgs& a, const int64_t* ids);
 // that prompt's rows, step; n_tokens times (the last pick is not fed back).
 // With stop_id >= 0 it ends early once every prompt has picked stop_id (the
 // rest of `out` is filled with it; a finished prompt's rows are still fed
-// stop_id while others go on, as a batched torch loop would).
+// stop_id while others go on, as a batched torch loop would, but it draws
+// no more random numbers, so a sampled batch's stream differs from one
+// without stop_id once a prompt has finished).
 int decode_cpu(const DecodeArgs& a);
 
 inline int decode_validate(const DecodeArgs& a) {

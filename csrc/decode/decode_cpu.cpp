@@ -19,8 +19,10 @@ inline float dot(const float* a, const float* b, int64_t n) {
 
 // y[r, j] = W[j] . x[r] + b[j] for R rows of x (R, in) and W (out, in).
 // Four weight rows at a time: four independent vector accumulators keep the
-// FMA units busy where one dot product waits on its own running sum (each
-// sum is still reduced as `dot` reduces it).
+// FMA units busy where one dot product waits on its own running sum. The
+// compiler may add each sum up in another order than `dot` does, so outputs
+// can differ from a plain dot product in the last bits (torch's own order
+// differs too; the tests compare with a tolerance, and greedy picks).
 void linear(const float* W, const float* b, const float* x, float* y, int64_t R, int64_t in, int64_t out,
             int64_t x_stride, int64_t y_stride) {
   int64_t j = 0;

@@ -104,6 +104,14 @@ class BuiltinCaptioner(CaptionModel):
         """The C++ decoding loop serves float32 models on the CPU."""
         return self.device.type == "cpu" and self.net.tok.weight.dtype == torch.float32
 
+    def _use_kernel(self) -> bool:
+        """Whether to decode with the C++ loop, per `self.backend` (checked)."""
+        if self.backend not in ("auto", "kernel", "torch"):
+            raise FaceLangError(f"backend must be 'auto', 'kernel' or 'torch', got {self.backend!r}")
+        if self.backend == "kernel" and not self.kernel_ok():
+            raise FaceLangError("the decoding kernel runs float32 models on the CPU; set backend='torch'")
+        return self.backend != "torch" and self.kernel_ok()
+
     def _greedy(self, ctx: torch.Tensor, max_new_tokens: int) -> list[str]:
         """Greedy answers after the contexts ctx (B, T). The context goes
         through torch in one forward (face reader, code features); the answer
@@ -112,11 +120,7 @@ class BuiltinCaptioner(CaptionModel):
         its twin (tests check that both give the same ids)."""
         B, T = ctx.shape
         face0, eos = self.vocab.face0, self.vocab.eos
-        if self.backend not in ("auto", "kernel", "torch"):
-            raise FaceLangError(f"backend must be 'auto', 'kernel' or 'torch', got {self.backend!r}")
-        if self.backend == "kernel" and not self.kernel_ok():
-            raise FaceLangError("the decoding kernel runs float32 models on the CPU; set backend='torch'")
-        if self.backend != "torch" and self.kernel_ok():
+        if self._use_kernel():
             from .. import _kernels
             from .gpt import KVCache
 
@@ -163,7 +167,7 @@ class BuiltinCaptioner(CaptionModel):
         loop's single step (csrc/decode) when the backend allows it, else torch."""
         face0, T = self.vocab.face0, ctx.shape[1]
         dev = self.device
-        if self.backend != "torch" and self.kernel_ok():
+        if self._use_kernel():
             from .. import _kernels
             from .gpt import KVCache
 
@@ -235,8 +239,8 @@ class BuiltinCaptioner(CaptionModel):
                 break
             alive = nxt_alive
             logits = step_fn(rows, ids, step)
-        if not done:                                                                     # ran out of length
-            done = [(sc / len(i), i) for i, sc in alive]
+        if not done:        # ran out of length (or every first token was rejected: no answer)
+            done = [(sc / len(i), i) for i, sc in alive if i]
         done.sort(key=lambda d: -d[0])
         return [vocab.decode(ids) for _, ids in done[:beams]]
 

@@ -19,12 +19,10 @@ LINE_PITCH = 44       # line pitch in px per unit of font scale (22 px at 0.5, a
 def wrap_pixels(text: str, width_px: int, scale: float) -> list[str]:
     """Greedy word wrap measured with OpenCV's own glyph widths (a word
     wider than the line stays whole on its own line)."""
-    import cv2
-
     lines, cur = [], ""
     for word in text.split():
         cand = f"{cur} {word}" if cur else word
-        if cur and cv2.getTextSize(cand, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] > width_px:
+        if cur and _width(cand, scale) > width_px:
             lines.append(cur)
             cur = word
         else:
@@ -32,31 +30,43 @@ def wrap_pixels(text: str, width_px: int, scale: float) -> list[str]:
     return lines + [cur] if cur else lines
 
 
-def fit_caption(text: str, width_px: int, height_px: int) -> tuple[list[str], float, int]:
-    """Lay a caption into a `width_px` x `height_px` panel: the largest font
-    scale from CAPTION_SCALE down to MIN_CAPTION_SCALE at which every word
-    fits; if none does, the smallest scale's lines are cut and the last one
-    ends in "...", so a long caption is never silently clipped.
-    Returns (lines, scale, line pitch in px)."""
+def _width(text: str, scale: float) -> int:
     import cv2
 
+    return cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0]
+
+
+def _shorten(line: str, width_px: int, scale: float) -> str:
+    """`line` cut (by words, then by characters) so that it and " ..." fit."""
+    while line and _width(line + " ...", scale) > width_px:
+        line = line.rsplit(" ", 1)[0] if " " in line else line[:-1]
+    return (line + " ...").strip()
+
+
+def fit_caption(text: str, width_px: int, height_px: int) -> tuple[list[str], float, int]:
+    """Lay a caption into a `width_px` x `height_px` panel: the largest font
+    scale from CAPTION_SCALE down to MIN_CAPTION_SCALE at which every line
+    fits in both directions; if none does, the smallest scale's lines are
+    cut (a word wider than the panel too) and the last one ends in "...",
+    so a caption is never clipped without a mark. A panel too low for one
+    line at the smallest scale gets none. Returns (lines, scale, line pitch in px)."""
     if not text.strip():
         return [], CAPTION_SCALE, int(round(LINE_PITCH * CAPTION_SCALE))
     scale = CAPTION_SCALE
     while True:
         pitch = int(round(LINE_PITCH * scale))
-        rows = max(1, (height_px - 4) // pitch)
+        rows = (height_px - 4) // pitch
         lines = wrap_pixels(text, width_px, scale)
-        if len(lines) <= rows:
+        if 0 < len(lines) <= rows and all(_width(line, scale) <= width_px for line in lines):
             return lines, scale, pitch
         if scale - 0.04 < MIN_CAPTION_SCALE:
             break
         scale = round(scale - 0.04, 2)
-    kept = lines[:rows]
-    last = kept[-1]
-    while last and cv2.getTextSize(last + " ...", cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] > width_px:
-        last = last.rsplit(" ", 1)[0] if " " in last else ""
-    kept[-1] = (last + " ...").strip()
+    if rows <= 0:
+        return [], scale, pitch
+    kept = [line if _width(line, scale) <= width_px else _shorten(line, width_px, scale) for line in lines[:rows]]
+    if len(lines) > rows and not kept[-1].endswith("..."):
+        kept[-1] = _shorten(kept[-1], width_px, scale)
     return kept, scale, pitch
 
 

@@ -159,9 +159,10 @@ class GeoVQVAE(nn.Module):
         hooks, attribute look-ups, slicing the Sequential), which was half of
         the ~1 ms the live loop spent encoding one row per frame. Holds the
         Parameter objects themselves, so in-place updates (training, loading
-        weights) are seen; rebuilt if the layers are replaced."""
+        weights) are seen; rebuilt when a layer or a Parameter object is
+        replaced (load_state_dict(assign=True), functional_call, pruning)."""
         net = self.encoder.net
-        key = tuple(id(m) for m in net)
+        key = tuple((id(m), id(getattr(m, "weight", None)), id(getattr(m, "bias", None))) for m in net)
         if getattr(self, "_plan_key", None) != key:
             plan = []
             for m in list(net)[1:]:
