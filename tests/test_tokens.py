@@ -240,9 +240,9 @@ def test_encoder_weight_cache_follows_weight_changes():
 
 
 def test_encoder_layers_match_the_modules_and_follow_replacements():
-    """The encoder runs its layers after the first as plain functions on
-    cached Parameter references: the same numbers as the Sequential, and a
-    replaced Parameter (load_state_dict(assign=True), pruning) is seen."""
+    """The encoder runs its layers after the first as plain functions: the
+    same numbers as the Sequential, also after a Parameter object is
+    replaced (load_state_dict(assign=True), pruning)."""
     from torch import nn
 
     from pyfacelang.tokens.geometry import N_EXPR, ROT_SCALE

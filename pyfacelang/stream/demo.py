@@ -85,7 +85,7 @@ def run_demo(out_dir="demo_out", source=None, prompt: str = DEMO_PROMPT, seconds
     cfg = LiveConfig(realtime=False, drop=live_src, keep_image=True,
                      max_seconds=20.0 if live_src else None)
     view = LiveView(width=320)
-    captions, tokens = [], []
+    captions, tokens, pad = [], [], None
     truth = summary.get("sample", {}).get("truth", "")
     with LiveSession(source, cfg) as session, VideoWriter(str(out / "demo.mp4"), fps=session.fps) as vw, \
             open(out / "events.jsonl", "w") as jl:
@@ -101,8 +101,9 @@ def run_demo(out_dir="demo_out", source=None, prompt: str = DEMO_PROMPT, seconds
                 s = 320 / img.shape[1]
                 left = cv2.resize(img, (320, int(round(img.shape[0] * s))))
                 right = view.frame(ev)
-                pad = np.zeros((right.shape[0] - left.shape[0], 320, 3), np.uint8)
-                _write_lines(pad, "input" + (" (what it shows):" if truth else ""), truth)
+                if pad is None:   # the same panel every frame: laid out once
+                    pad = np.zeros((right.shape[0] - left.shape[0], 320, 3), np.uint8)
+                    _write_lines(pad, "input" + (" (what it shows):" if truth else ""), truth)
                 vw.write(hstack_frames([np.concatenate([left, pad]), right]))
             elif ev.type == "status" and ev.kind != "end":
                 log(f"      [{ev.kind}] {ev.message}")

@@ -95,6 +95,7 @@ class LiveView:
         self.caption = ""
         self.caption_span = ""
         self.width = width
+        self._layout_key, self._layout = None, None    # fit_caption of (caption, width): once per caption
 
     def add_caption(self, ev) -> None:
         self.caption = ev.caption
@@ -113,7 +114,9 @@ class LiveView:
         img = self.mesh.draw(img, res, weights=False) if res is not None else img.copy()
         h, w = img.shape[:2]
         cap_h = 8 + 22 * CAPTION_LINES      # fixed, so every frame has the same size
-        lines, scale, pitch = fit_caption(self.caption, w - 16, cap_h)
+        if self._layout_key != (self.caption, w):
+            self._layout_key, self._layout = (self.caption, w), fit_caption(self.caption, w - 16, cap_h)
+        lines, scale, pitch = self._layout
         out = np.zeros((h + STRIP_H + cap_h, w, 3), np.uint8)
         out[:h] = img
         self._strip(out[h:h + STRIP_H], ev)

@@ -9,6 +9,8 @@ window of tokens. Stateless maths only; `FaceTokenizer` is the stateful API.
 """
 from __future__ import annotations
 
+import itertools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -149,31 +151,14 @@ class GeoVQVAE(nn.Module):
         first = self.encoder.net[0]
         h = F.linear(motion[..., :N_EXPR], self._effective_weight(first)) \
             + F.linear(motion[..., N_EXPR:] * ROT_SCALE, first.weight[:, 3 * self.geometry.V:], first.bias)
-        for kind, a, b in self._rest_plan():
-            h = F.linear(h, a, b) if kind == "linear" else F.gelu(h, approximate=a) if kind == "gelu" else a(h)
+        # the other layers as plain functions on the same parameters: the same
+        # ops as calling the modules, without their per-call overhead (hooks,
+        # slicing the Sequential), which was half of the ~1 ms the live loop
+        # spent encoding one row per frame
+        for m in itertools.islice(self.encoder.net, 1, None):
+            h = F.linear(h, m.weight, m.bias) if isinstance(m, nn.Linear) else \
+                F.gelu(h, approximate=m.approximate) if isinstance(m, nn.GELU) else m(h)
         return h
-
-    def _rest_plan(self) -> list:
-        """The encoder's layers after the first as (kind, arg, arg): the same
-        ops as calling the modules, without their per-call overhead (module
-        hooks, attribute look-ups, slicing the Sequential), which was half of
-        the ~1 ms the live loop spent encoding one row per frame. Holds the
-        Parameter objects themselves, so in-place updates (training, loading
-        weights) are seen; rebuilt when a layer or a Parameter object is
-        replaced (load_state_dict(assign=True), functional_call, pruning)."""
-        net = self.encoder.net
-        key = tuple((id(m), id(getattr(m, "weight", None)), id(getattr(m, "bias", None))) for m in net)
-        if getattr(self, "_plan_key", None) != key:
-            plan = []
-            for m in list(net)[1:]:
-                if isinstance(m, nn.Linear):
-                    plan.append(("linear", m.weight, m.bias))
-                elif isinstance(m, nn.GELU):
-                    plan.append(("gelu", m.approximate, None))
-                else:
-                    plan.append(("module", m, None))
-            self._plan, self._plan_key = plan, key
-        return self._plan
 
     def _effective_weight(self, first: nn.Linear) -> torch.Tensor:
         """(H, 52) first-layer weight on the ARKit weights. Computing it is a
