@@ -114,8 +114,8 @@ def cmd_live(args) -> int:
                 t_stats = time.perf_counter()
                 st, q = session.stats, session.queue_lengths()
                 print(f"[stats] {st.processed} frames, {st.dropped} dropped, {st.captions} captions, frame queue "
-                      f"{q['frames']}/{cfg.queue_size} (max {st.queue_max}), events queue "
-                      f"{q['events']}, rss {rss_mb():.1f} MiB", flush=True)
+                      f"{q['frames']}/{cfg.queue_size} (max {st.queue_max}), landmarks queue "
+                      f"{q['marks']}/{cfg.queue_size}, events queue {q['events']}, rss {rss_mb():.1f} MiB", flush=True)
         if writer is not None:
             writer.close()
             writer = None

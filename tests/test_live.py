@@ -88,17 +88,18 @@ def test_soak_looped_clip_flat_queues_and_memory(clip):
     """A shorter version of the 10-minute run: a looped clip in real time.
     Queue lengths stay within their bounds and memory stays flat."""
     cfg = LiveConfig(loop=True, max_seconds=9.0, caption_every=1.0, window_s=2.0)
-    rss, qmax = [], 0
+    rss, qmax, mmax = [], 0, 0
     with LiveSession(clip[0], cfg) as s:
         t_last = time.perf_counter()
         for _ in s.events():
-            qmax = max(qmax, s.queue_lengths()["frames"])
+            q = s.queue_lengths()
+            qmax, mmax = max(qmax, q["frames"]), max(mmax, q["marks"])
             if time.perf_counter() - t_last >= 1.0:
                 t_last = time.perf_counter()
                 rss.append(rss_mb())
         st = s.stats.summary()
     assert st["frames_read"] > 3 * 75                      # the 3-second clip looped
-    assert qmax <= cfg.queue_size and st["frame_queue_max"] <= cfg.queue_size
+    assert qmax <= cfg.queue_size and st["frame_queue_max"] <= cfg.queue_size and mmax <= cfg.queue_size
     assert st["captions"] >= 5
     if np.isfinite(rss).all() and len(rss) >= 6:
         assert rss[-1] - rss[2] < 40.0, rss               # MiB, after warm-up
@@ -412,3 +413,49 @@ def test_live_view_frame_size_is_fixed(clip):
             if k > 40:
                 break
     assert len(shapes) == 1
+
+
+def test_corrupt_frame_reported_in_frame_order(clip, monkeypatch):
+    """MediaPipe refusing one frame (it runs on its own thread) is reported
+    between the frame events before and after it, and the loop goes on."""
+    from pyfacelang.track.landmarks import LandmarkDetector
+
+    real, calls = LandmarkDetector.detect, [0]
+
+    def detect(self, image):
+        calls[0] += 1
+        if calls[0] == 8:
+            raise FaceLangError("expected an (H, W, 3) uint8 BGR frame, got (4, 4)")
+        return real(self, image)
+
+    monkeypatch.setattr(LandmarkDetector, "detect", detect)
+    evs, st = _run(clip[0], caption=False, max_frames=20)
+    seq = [(e.type, e.index) if e.type == "frame" else (e.kind, None) for e in evs]
+    k = seq.index(("corrupt_frame", None))
+    assert seq[k - 1] == ("frame", 6) and seq[k + 1] == ("frame", 8), seq
+    assert "frame 7 skipped" in evs[k].message
+    assert st["corrupt_frames"] == 1 and st["frames_processed"] == 19
+
+
+def test_slow_fit_drops_frames_never_queues_them(clip, monkeypatch):
+    """When the fit falls behind with dropping on, frames are dropped (before
+    or after landmarks), no queue grows past its bound, and every frame read
+    is accounted for."""
+    from pyfacelang.track.fitter import FaceFitter
+
+    real = FaceFitter.process
+
+    def slow(self, *a, **kw):
+        time.sleep(0.03)
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(FaceFitter, "process", slow)
+    cfg = LiveConfig(realtime=False, drop=True, caption=False)
+    qmax = 0
+    with LiveSession(clip[0], cfg) as s:
+        for _ in s.events():
+            q = s.queue_lengths()
+            qmax = max(qmax, q["frames"], q["marks"])
+        st = s.stats
+    assert st.dropped > 0 and qmax <= cfg.queue_size
+    assert st.read == st.processed + st.dropped + st.corrupt == clip[1]["frames"]

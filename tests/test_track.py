@@ -127,3 +127,26 @@ def test_parameter_file_head_is_read_relative_to_its_rest(tmp_path, rig):
     assert np.abs(rel[:, 52:]).max() < 1e-6
     with pytest.raises(FaceLangError, match="x.npz: rest_rotation"):
         motion_of({**arrays, "rest_rotation": np.zeros(2, np.float32)}, "x.npz")
+
+
+@pytest.mark.parametrize("n", [1, 5, 478])
+def test_landmark_array_reads_the_wire_bytes_like_the_attributes(n):
+    """The fast byte read gives exactly what 478 x 3 attribute reads give, and
+    a landmark with another field set (visibility) takes the slow path."""
+    from mediapipe.framework.formats import landmark_pb2
+
+    from pyfacelang.track.landmarks import landmark_array
+
+    rng = np.random.default_rng(n)
+    for extra in (False, True):
+        lst = landmark_pb2.NormalizedLandmarkList()
+        xyz = rng.normal(0.5, 0.3, (n, 3)).astype(np.float32)
+        xyz[0] = 0.0                     # zeros are still written (proto2 optional)
+        for i, (x, y, z) in enumerate(xyz):
+            p = lst.landmark.add(x=float(x), y=float(y), z=float(z))
+            if extra and i == n // 2:
+                p.visibility = 0.9
+        want = np.array([(p.x * 640, p.y * 480, p.z * 640) for p in lst.landmark], dtype=np.float32)
+        got = landmark_array(lst, 640, 480)
+        assert got.dtype == np.float32 and got.shape == (n, 3)
+        np.testing.assert_array_equal(got, want)

@@ -1,15 +1,19 @@
 """The live loop: capture -> landmarks + fit + token at frame rate -> a
 rolling token window -> the captioner on its own thread.
 
-Three threads joined by bounded queues:
+Four threads joined by bounded queues:
 
 - capture reads frames (paced at the source's frame rate for files, unless
   told not to); when processing falls behind it drops the oldest waiting
   frame, so latency never grows;
-- process runs MediaPipe, the `FaceFitter` and the tokenizer's streaming
-  `push`, emits a `FrameEvent` per frame and, every `caption_every` seconds
-  of source time, hands the last `window_s` of tokens to the captioner (a
-  newer window replaces one still waiting: captions describe the present);
+- landmarks runs MediaPipe on each frame. It is the costliest stage and
+  releases the GIL while its graph runs, so on its own thread it overlaps
+  the fit and token of the frame before (two cores: both are busy);
+- process runs the `FaceFitter` and the tokenizer's streaming `push` in frame
+  order, emits a `FrameEvent` per frame (and a frame's MediaPipe error as a
+  `StatusEvent`, in order) and, every `caption_every` seconds of source time,
+  hands the last `window_s` of tokens to the captioner (a newer window
+  replaces one still waiting: captions describe the present);
 - caption runs the caption model and emits `CaptionEvent`s.
 
 `LiveSession` owns them; `events()` yields what they emit, `stop()` ends
@@ -90,13 +94,19 @@ class LiveStats:
     STAGES = ("capture", "landmarks", "fit", "token")
 
     def __init__(self):
-        self.read = self.processed = self.dropped = self.corrupt = 0
+        self.read = self.processed = self.corrupt = 0
+        self.dropped_capture = 0      # frames capture dropped (frame queue full); written by capture
+        self.dropped_landmarks = 0    # frames with landmarks dropped (process behind); written by landmarks
         self.faces = self.captions = self.captions_skipped = 0
         self.stages = {k: collections.deque(maxlen=_RECENT) for k in self.STAGES}
         self.latency = collections.deque(maxlen=_RECENT)          # frame read -> event, ms
         self.caption_latency = collections.deque(maxlen=_RECENT)  # window's last frame -> caption, ms
         self.queue_max = 0
         self.t_start = self.t_end = None
+
+    @property
+    def dropped(self) -> int:
+        return self.dropped_capture + self.dropped_landmarks
 
     def summary(self) -> dict:
         def pct(v, q):
@@ -154,7 +164,8 @@ class LiveSession:
         self.realtime = (not self._src.live) if self.cfg.realtime is None else bool(self.cfg.realtime)
         self.drop = (self.realtime or self._src.live) if self.cfg.drop is None else bool(self.cfg.drop)
         self.stats = LiveStats()
-        self._frames = queue.Queue(maxsize=self.cfg.queue_size)
+        self._frames = queue.Queue(maxsize=self.cfg.queue_size)     # capture -> landmarks
+        self._marks = queue.Queue(maxsize=self.cfg.queue_size)      # landmarks -> process
         self._jobs = queue.Queue(maxsize=1)
         self._events = queue.Queue(maxsize=16)
         self._stop = threading.Event()
@@ -173,7 +184,7 @@ class LiveSession:
 
             self._torch_threads = torch.get_num_threads()
             torch.set_num_threads(self.cfg.torch_threads)
-        targets = [self._capture, self._process] + ([self._caption] if self.captioner is not None else [])
+        targets = [self._capture, self._landmarks, self._process] + ([self._caption] if self.captioner is not None else [])
         for f in targets:
             t = threading.Thread(target=self._guard(f), name=f"pyfacelang-{f.__name__.strip('_')}", daemon=True)
             self._threads.append(t)
@@ -188,7 +199,7 @@ class LiveSession:
         self._stop.set()
         if self.stats.t_end is None:
             self.stats.t_end = time.perf_counter()
-        for q in (self._frames, self._jobs, self._events):   # unblock producers
+        for q in (self._frames, self._marks, self._jobs, self._events):   # unblock producers
             try:
                 while True:
                     q.get_nowait()
@@ -213,8 +224,9 @@ class LiveSession:
         self.stop()
 
     def queue_lengths(self) -> dict:
-        """Frames waiting for processing and events waiting for the consumer, now."""
-        return {"frames": self._frames.qsize(), "events": self._events.qsize()}
+        """Frames waiting for landmarks, frames with landmarks waiting for the
+        fit, and events waiting for the consumer, now."""
+        return {"frames": self._frames.qsize(), "marks": self._marks.qsize(), "events": self._events.qsize()}
 
     def events(self):
         """Yield FrameEvent / CaptionEvent / StatusEvent until the source ends,
@@ -279,7 +291,7 @@ class LiveSession:
                     st.read += 1
                     item = (frame, time.perf_counter(), cap_ms)
                     if self.drop:
-                        st.dropped += put_dropping_oldest(self._frames, item)
+                        st.dropped_capture += put_dropping_oldest(self._frames, item)
                     elif not _put(self._frames, item, self._stop):
                         return
                     st.queue_max = max(st.queue_max, self._frames.qsize())
@@ -298,10 +310,33 @@ class LiveSession:
             self._src.close()
             _put(self._frames, _END, self._stop)
 
+    def _landmarks(self) -> None:
+        from ..track.landmarks import LandmarkDetector
+
+        st = self.stats
+        try:
+            with LandmarkDetector(static_image_mode=False) as det:
+                while True:
+                    item = _get(self._frames, self._stop)
+                    if item is _END or self._stop.is_set():
+                        break
+                    frame, t_read, cap_ms = item
+                    a = time.perf_counter()
+                    try:
+                        lmk, err = det.detect(frame.image), None
+                    except FaceLangError as e:     # reported by process, in frame order
+                        lmk, err = None, e
+                    item = (frame, t_read, cap_ms, (time.perf_counter() - a) * 1e3, lmk, err)
+                    if self.drop:
+                        st.dropped_landmarks += put_dropping_oldest(self._marks, item)
+                    elif not _put(self._marks, item, self._stop):
+                        return
+        finally:
+            _put(self._marks, _END, self._stop)
+
     def _process(self) -> None:
         from ..tokens.geometry import head_relative
         from ..track.fitter import FaceFitter
-        from ..track.landmarks import LandmarkDetector
 
         st, tok, reader = self.stats, self.tokenizer, self.reader
         tok.reset()
@@ -311,19 +346,16 @@ class LiveSession:
         next_caption, last_caption_end, missing, face = None, -math.inf, 0, False
         lost_after = None
         try:
-            with LandmarkDetector(static_image_mode=False) as det, FaceFitter(None) as fitter:
+            with FaceFitter(None) as fitter:
                 lost_after = fitter.cfg.lost_after
                 while True:
-                    item = _get(self._frames, self._stop)
+                    item = _get(self._marks, self._stop)
                     if item is _END or self._stop.is_set():
                         break
-                    frame, t_read, cap_ms = item
-                    a = time.perf_counter()
-                    try:
-                        lmk = det.detect(frame.image)
-                    except FaceLangError as e:
+                    frame, t_read, cap_ms, lmk_ms, lmk, err = item
+                    if err is not None:
                         st.corrupt += 1
-                        self._emit(StatusEvent(frame.time, "corrupt_frame", f"frame {frame.index} skipped: {e}"))
+                        self._emit(StatusEvent(frame.time, "corrupt_frame", f"frame {frame.index} skipped: {err}"))
                         continue
                     b = time.perf_counter()
                     res = fitter.process(lmk, frame.time)
@@ -354,7 +386,7 @@ class LiveSession:
                                                    f"{frame.index - missing + 1})"))
                     d = time.perf_counter()
                     st.processed += 1
-                    stages = dict(zip(LiveStats.STAGES, (cap_ms, (b - a) * 1e3, (c - b) * 1e3, (d - c) * 1e3)))
+                    stages = dict(zip(LiveStats.STAGES, (cap_ms, lmk_ms, (c - b) * 1e3, (d - c) * 1e3)))
                     for k, v in stages.items():
                         st.stages[k].append(v)
                     st.latency.append((d - t_read) * 1e3)

@@ -13,6 +13,32 @@ from ..errors import FaceLangError
 
 os.environ.setdefault("GLOG_minloglevel", "2")  # keep MediaPipe's C++ logging quiet
 
+# One serialized `NormalizedLandmark` inside a `NormalizedLandmarkList`, as
+# MediaPipe writes it when only x, y and z are set (FaceMesh sets no
+# visibility or presence): the list's field-1 tag and the length 15, then
+# each float with its tag (fields 1, 2, 3, fixed32). Reading the bytes once
+# costs ~0.02 ms against ~0.37 ms for 478 x 3 attribute reads in Python.
+_WIRE = np.dtype([("tag", "u1"), ("len", "u1"), ("tx", "u1"), ("x", "<f4"), ("ty", "u1"), ("y", "<f4"),
+                  ("tz", "u1"), ("z", "<f4")])
+_WIRE_TAGS = {"tag": 0x0A, "len": 15, "tx": 0x0D, "ty": 0x15, "tz": 0x1D}
+
+
+def landmark_array(landmarks, w: int, h: int) -> np.ndarray:
+    """A `NormalizedLandmarkList` -> (N, 3) float32 in pixels (x * w, y * h,
+    z * w). Reads the serialized bytes when they have the plain x/y/z layout
+    and falls back to attribute reads for any other (e.g. visibility set)."""
+    buf = landmarks.SerializeToString()
+    n = len(landmarks.landmark)
+    if n and len(buf) == n * _WIRE.itemsize:
+        rec = np.frombuffer(buf, _WIRE)
+        if all((rec[k] == v).all() for k, v in _WIRE_TAGS.items()):
+            out = np.empty((n, 3), np.float32)
+            out[:, 0] = rec["x"] * np.float32(w)
+            out[:, 1] = rec["y"] * np.float32(h)
+            out[:, 2] = rec["z"] * np.float32(w)
+            return out
+    return np.array([(p.x * w, p.y * h, p.z * w) for p in landmarks.landmark], dtype=np.float32).reshape(n, 3)
+
 
 class LandmarkDetector:
     """Stateful FaceMesh wrapper (tracking mode by default: it reuses the
@@ -45,7 +71,7 @@ class LandmarkDetector:
         faces = res.multi_face_landmarks or []
         if not faces:
             return None
-        arrs = [np.array([(p.x * w, p.y * h, p.z * w) for p in f.landmark], dtype=np.float32) for f in faces]
+        arrs = [landmark_array(f, w, h) for f in faces]
         if self.face_index is not None:
             return arrs[self.face_index] if self.face_index < len(arrs) else None
         areas = [np.ptp(a[:, 0]) * np.ptp(a[:, 1]) for a in arrs]
