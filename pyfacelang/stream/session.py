@@ -184,7 +184,9 @@ class LiveSession:
 
             self._torch_threads = torch.get_num_threads()
             torch.set_num_threads(self.cfg.torch_threads)
-        targets = [self._capture, self._landmarks, self._process] + ([self._caption] if self.captioner is not None else [])
+        targets = [self._capture, self._landmarks, self._process]
+        if self.captioner is not None:
+            targets.append(self._caption)
         for f in targets:
             t = threading.Thread(target=self._guard(f), name=f"pyfacelang-{f.__name__.strip('_')}", daemon=True)
             self._threads.append(t)
