@@ -87,6 +87,9 @@ def test_reader_problem(corpus_metas):
     assert r.problem("The person starts neutral, then becomes a little,", partial=True)
     assert r.problem("The face nods.") == "it names no emotion"
     assert r.problem("The person looks extremely sad, and smiles a little.") is None   # inside an action phrase
+    assert "qualifies 'yawn'" in r.problem("The face looks softly yawn, and then shakes the head.")
+    assert "qualifies 'yawn'" in r.problem("The face looks softly yawn,", partial=True)
+    assert r.problem("The face looks softly joy", partial=True) is None                 # may become "joyful"
 
 
 def test_bleu_rouge():

@@ -57,17 +57,28 @@ class CaptionReader:
         self.intensity_any = re.compile(r"\b(" + "|".join(map(re.escape, ints)) + r")\b")
         # an intensity word with nothing to qualify: "then becomes subtly, and ..."
         self.dangling = re.compile(r"\b(" + "|".join(map(re.escape, ints)) + r")\s*([,.;!?]|\band\b|\bthen\b|$)")
+        # an intensity word and the whole word after it, which in every caption
+        # and paraphrase begins an emotion ("softly joyful"); greedy answers on
+        # real faces sometimes put something else there: "looks softly yawn"
+        self.qualified = re.compile(r"\b(" + "|".join(map(re.escape, ints)) + r")\s+(\w+)\b")
+        self.emotion_first = frozenset(e.lower().split()[0] for e in vocab.emotions)
 
     def problem(self, text: str, partial: bool = False) -> str | None:
         """Why a describe answer is malformed, or None. Every caption and
         paraphrase in the corpus names an emotion and puts each intensity
-        word before what it qualifies. `partial`: `text` is an unfinished
-        prefix (only a dangling intensity word already followed by
-        punctuation or "and"/"then" counts)."""
+        word right before the emotion it qualifies. `partial`: `text` is an
+        unfinished prefix (only a dangling intensity word already followed
+        by punctuation or "and"/"then", or one followed by a finished word
+        that begins no emotion, counts)."""
         free = self._free(text)[0]
         for m in self.dangling.finditer(free):
             if m.group(2) or not partial:
                 return f"the intensity word '{m.group(1)}' qualifies nothing"
+        for m in self.qualified.finditer(free):
+            if partial and m.end(2) == len(free):
+                continue     # the last word may still be growing ("softly joy" -> "joyful")
+            if m.group(2) not in self.emotion_first:
+                return f"the intensity word '{m.group(1)}' qualifies '{m.group(2)}', not an emotion"
         if not partial and not self.emotion.search(free):
             return "it names no emotion"
         return None
