@@ -115,7 +115,7 @@ def cmd_live(args) -> int:
                 st, q = session.stats, session.queue_lengths()
                 print(f"[stats] {st.processed} frames, {st.dropped} dropped, {st.captions} captions, frame queue "
                       f"{q['frames']}/{cfg.queue_size} (max {st.queue_max}), landmarks queue "
-                      f"{q['marks']}/{cfg.queue_size}, events queue {q['events']}, rss {rss_mb():.1f} MiB", flush=True)
+                      f"{q['marks']}/1, events queue {q['events']}, rss {rss_mb():.1f} MiB", flush=True)
         if writer is not None:
             writer.close()
             writer = None

@@ -99,7 +99,7 @@ def test_soak_looped_clip_flat_queues_and_memory(clip):
                 rss.append(rss_mb())
         st = s.stats.summary()
     assert st["frames_read"] > 3 * 75                      # the 3-second clip looped
-    assert qmax <= cfg.queue_size and st["frame_queue_max"] <= cfg.queue_size and mmax <= cfg.queue_size
+    assert qmax <= cfg.queue_size and st["frame_queue_max"] <= cfg.queue_size and mmax <= 1
     assert st["captions"] >= 5
     if np.isfinite(rss).all() and len(rss) >= 6:
         assert rss[-1] - rss[2] < 40.0, rss               # MiB, after warm-up
@@ -438,9 +438,9 @@ def test_corrupt_frame_reported_in_frame_order(clip, monkeypatch):
 
 
 def test_slow_fit_drops_frames_never_queues_them(clip, monkeypatch):
-    """When the fit falls behind with dropping on, frames are dropped (before
-    or after landmarks), no queue grows past its bound, and every frame read
-    is accounted for."""
+    """When the fit falls behind with dropping on, capture drops frames (the
+    landmarks thread waits), no queue grows past its bound, and every frame
+    read is accounted for."""
     from pyfacelang.track.fitter import FaceFitter
 
     real = FaceFitter.process
@@ -455,7 +455,29 @@ def test_slow_fit_drops_frames_never_queues_them(clip, monkeypatch):
     with LiveSession(clip[0], cfg) as s:
         for _ in s.events():
             q = s.queue_lengths()
-            qmax = max(qmax, q["frames"], q["marks"])
+            qmax = max(qmax, q["frames"])
+            assert q["marks"] <= 1
         st = s.stats
     assert st.dropped > 0 and qmax <= cfg.queue_size
     assert st.read == st.processed + st.dropped + st.corrupt == clip[1]["frames"]
+
+
+def test_a_failing_stage_ends_the_loop_with_its_error(clip, monkeypatch):
+    """An unexpected error in the landmarks thread ends every thread and
+    reaches the consumer, even though the stream's end marker went first."""
+    from pyfacelang.track.landmarks import LandmarkDetector
+
+    real, calls = LandmarkDetector.detect, [0]
+
+    def detect(self, image):
+        calls[0] += 1
+        if calls[0] == 5:
+            raise RuntimeError("landmark model crashed")
+        return real(self, image)
+
+    monkeypatch.setattr(LandmarkDetector, "detect", detect)
+    with LiveSession(clip[0], LiveConfig(realtime=False, drop=False)) as s:
+        with pytest.raises(RuntimeError, match="landmark model crashed"):
+            for _ in s.events():
+                pass
+        assert not any(t.is_alive() for t in s._threads)

@@ -8,7 +8,9 @@ Four threads joined by bounded queues:
   frame, so latency never grows;
 - landmarks runs MediaPipe on each frame. It is the costliest stage and
   releases the GIL while its graph runs, so on its own thread it overlaps
-  the fit and token of the frame before (two cores: both are busy);
+  the fit and token of the frame before (two cores: both are busy). It
+  waits when processing is behind, so frames are dropped only by capture,
+  before MediaPipe spends time on them;
 - process runs the `FaceFitter` and the tokenizer's streaming `push` in frame
   order, emits a `FrameEvent` per frame (and a frame's MediaPipe error as a
   `StatusEvent`, in order) and, every `caption_every` seconds of source time,
@@ -37,6 +39,7 @@ from .events import CaptionEvent, FrameEvent, StatusEvent
 
 _END = object()        # end of a queue's stream
 _RECENT = 2048         # timings kept per stage for percentiles
+_MARKS = 1             # frames with landmarks waiting for the fit (see LiveSession.__init__)
 
 
 def _get(q: queue.Queue, stop: threading.Event):
@@ -94,19 +97,13 @@ class LiveStats:
     STAGES = ("capture", "landmarks", "fit", "token")
 
     def __init__(self):
-        self.read = self.processed = self.corrupt = 0
-        self.dropped_capture = 0      # frames capture dropped (frame queue full); written by capture
-        self.dropped_landmarks = 0    # frames with landmarks dropped (process behind); written by landmarks
+        self.read = self.processed = self.dropped = self.corrupt = 0
         self.faces = self.captions = self.captions_skipped = 0
         self.stages = {k: collections.deque(maxlen=_RECENT) for k in self.STAGES}
         self.latency = collections.deque(maxlen=_RECENT)          # frame read -> event, ms
         self.caption_latency = collections.deque(maxlen=_RECENT)  # window's last frame -> caption, ms
         self.queue_max = 0
         self.t_start = self.t_end = None
-
-    @property
-    def dropped(self) -> int:
-        return self.dropped_capture + self.dropped_landmarks
 
     def summary(self) -> dict:
         def pct(v, q):
@@ -165,7 +162,10 @@ class LiveSession:
         self.drop = (self.realtime or self._src.live) if self.cfg.drop is None else bool(self.cfg.drop)
         self.stats = LiveStats()
         self._frames = queue.Queue(maxsize=self.cfg.queue_size)     # capture -> landmarks
-        self._marks = queue.Queue(maxsize=self.cfg.queue_size)      # landmarks -> process
+        # landmarks -> process. One place and a blocking put: when the fit falls
+        # behind, the landmarks thread waits, the frame queue fills and capture
+        # drops frames before MediaPipe has spent time on them.
+        self._marks = queue.Queue(maxsize=_MARKS)
         self._jobs = queue.Queue(maxsize=1)
         self._events = queue.Queue(maxsize=16)
         self._stop = threading.Event()
@@ -248,10 +248,13 @@ class LiveSession:
                 if ev is _END:
                     break
                 yield ev
-            if self._error is not None:
-                raise self._error
         finally:
             self.stop()
+        # after stop() has joined the threads: a thread that failed after the
+        # one that ended the stream (its `finally` runs before `_guard` keeps
+        # the error) is still reported
+        if self._error is not None:
+            raise self._error
 
     def _guard(self, f):
         def run():
@@ -293,7 +296,7 @@ class LiveSession:
                     st.read += 1
                     item = (frame, time.perf_counter(), cap_ms)
                     if self.drop:
-                        st.dropped_capture += put_dropping_oldest(self._frames, item)
+                        st.dropped += put_dropping_oldest(self._frames, item)
                     elif not _put(self._frames, item, self._stop):
                         return
                     st.queue_max = max(st.queue_max, self._frames.qsize())
@@ -315,7 +318,6 @@ class LiveSession:
     def _landmarks(self) -> None:
         from ..track.landmarks import LandmarkDetector
 
-        st = self.stats
         try:
             with LandmarkDetector(static_image_mode=False) as det:
                 while True:
@@ -329,9 +331,7 @@ class LiveSession:
                     except FaceLangError as e:     # reported by process, in frame order
                         lmk, err = None, e
                     item = (frame, t_read, cap_ms, (time.perf_counter() - a) * 1e3, lmk, err)
-                    if self.drop:
-                        st.dropped_landmarks += put_dropping_oldest(self._marks, item)
-                    elif not _put(self._marks, item, self._stop):
+                    if not _put(self._marks, item, self._stop):
                         return
         finally:
             _put(self._marks, _END, self._stop)
