@@ -415,20 +415,25 @@ def test_live_view_frame_size_is_fixed(clip):
     assert len(shapes) == 1
 
 
-def test_corrupt_frame_reported_in_frame_order(clip, monkeypatch):
-    """MediaPipe refusing one frame (it runs on its own thread) is reported
-    between the frame events before and after it, and the loop goes on."""
+def _fail_detect_call(monkeypatch, n: int, error: Exception) -> None:
+    """MediaPipe's detect raises `error` on its n-th call (1-based), else runs."""
     from pyfacelang.track.landmarks import LandmarkDetector
 
     real, calls = LandmarkDetector.detect, [0]
 
     def detect(self, image):
         calls[0] += 1
-        if calls[0] == 8:
-            raise FaceLangError("expected an (H, W, 3) uint8 BGR frame, got (4, 4)")
+        if calls[0] == n:
+            raise error
         return real(self, image)
 
     monkeypatch.setattr(LandmarkDetector, "detect", detect)
+
+
+def test_corrupt_frame_reported_in_frame_order(clip, monkeypatch):
+    """MediaPipe refusing one frame (it runs on its own thread) is reported
+    between the frame events before and after it, and the loop goes on."""
+    _fail_detect_call(monkeypatch, 8, FaceLangError("expected an (H, W, 3) uint8 BGR frame, got (4, 4)"))
     evs, st = _run(clip[0], caption=False, max_frames=20)
     seq = [(e.type, e.index) if e.type == "frame" else (e.kind, None) for e in evs]
     k = seq.index(("corrupt_frame", None))
@@ -465,17 +470,7 @@ def test_slow_fit_drops_frames_never_queues_them(clip, monkeypatch):
 def test_a_failing_stage_ends_the_loop_with_its_error(clip, monkeypatch):
     """An unexpected error in the landmarks thread ends every thread and
     reaches the consumer, even though the stream's end marker went first."""
-    from pyfacelang.track.landmarks import LandmarkDetector
-
-    real, calls = LandmarkDetector.detect, [0]
-
-    def detect(self, image):
-        calls[0] += 1
-        if calls[0] == 5:
-            raise RuntimeError("landmark model crashed")
-        return real(self, image)
-
-    monkeypatch.setattr(LandmarkDetector, "detect", detect)
+    _fail_detect_call(monkeypatch, 5, RuntimeError("landmark model crashed"))
     with LiveSession(clip[0], LiveConfig(realtime=False, drop=False)) as s:
         with pytest.raises(RuntimeError, match="landmark model crashed"):
             for _ in s.events():

@@ -52,15 +52,16 @@ class CaptionReader:
         self.emotion = re.compile(r"\b(" + "|".join(sorted(map(re.escape, vocab.emotions), key=len, reverse=True))
                                   + r")\b")
         ints = sorted(vocab.intensities, key=len, reverse=True)
-        self.intensity_before = re.compile(r"\b(" + "|".join(map(re.escape, ints)) + r")\s+$")
+        alt = "|".join(map(re.escape, ints))      # any intensity word, longest first
+        self.intensity_before = re.compile(r"\b(" + alt + r")\s+$")
         self.neutral_start = re.compile(r"\bstarts (calm|neutral)\b")
-        self.intensity_any = re.compile(r"\b(" + "|".join(map(re.escape, ints)) + r")\b")
+        self.intensity_any = re.compile(r"\b(" + alt + r")\b")
         # an intensity word with nothing to qualify: "then becomes subtly, and ..."
-        self.dangling = re.compile(r"\b(" + "|".join(map(re.escape, ints)) + r")\s*([,.;!?]|\band\b|\bthen\b|$)")
+        self.dangling = re.compile(r"\b(" + alt + r")\s*([,.;!?]|\band\b|\bthen\b|$)")
         # an intensity word and the whole word after it, which in every caption
         # and paraphrase begins an emotion ("softly joyful"); greedy answers on
         # real faces sometimes put something else there: "looks softly yawn"
-        self.qualified = re.compile(r"\b(" + "|".join(map(re.escape, ints)) + r")\s+(\w+)\b")
+        self.qualified = re.compile(r"\b(" + alt + r")\s+(\w+)\b")
         self.emotion_first = frozenset(e.lower().split()[0] for e in vocab.emotions)
 
     def problem(self, text: str, partial: bool = False) -> str | None:

@@ -16,8 +16,8 @@ os.environ.setdefault("GLOG_minloglevel", "2")  # keep MediaPipe's C++ logging q
 # One serialized `NormalizedLandmark` inside a `NormalizedLandmarkList`, as
 # MediaPipe writes it when only x, y and z are set (FaceMesh sets no
 # visibility or presence): the list's field-1 tag and the length 15, then
-# each float with its tag (fields 1, 2, 3, fixed32). Reading the bytes once
-# costs ~0.02 ms against ~0.37 ms for 478 x 3 attribute reads in Python.
+# each float with its tag (fields 1, 2, 3, fixed32). Reading the bytes takes
+# ~0.07 ms for 478 points against ~0.42 ms for 478 x 3 attribute reads.
 _WIRE = np.dtype([("tag", "u1"), ("len", "u1"), ("tx", "u1"), ("x", "<f4"), ("ty", "u1"), ("y", "<f4"),
                   ("tz", "u1"), ("z", "<f4")])
 _WIRE_TAGS = {"tag": 0x0A, "len": 15, "tx": 0x0D, "ty": 0x15, "tz": 0x1D}
