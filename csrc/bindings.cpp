@@ -8,11 +8,14 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "blend/blend.h"
 #include "decode/decode.h"
 #include "fit/fit.h"
+#include "mlp/mlp.h"
+#include "track/track.h"
 #include "vq/vq.h"
 #include "common/status.h"
 
@@ -259,6 +262,80 @@ PYBIND11_MODULE(_C, m) {
       py::arg("rng_state"), py::arg("out"), py::arg("stop_id") = -1,
       "The decoding loop on the CPU: n_tokens int64 tokens per prompt into out (B, n_tokens), ending early once "
       "every prompt has picked stop_id (>= 0) (see csrc/decode/decode.h).");
+  m.def(
+      "mlp",
+      [](const std::vector<std::tuple<std::uintptr_t, std::uintptr_t, int64_t, int64_t>>& layers, int activation,
+         std::uintptr_t x, std::uintptr_t y, int64_t N, int num_threads) {
+        std::vector<MlpLayer> ls;
+        ls.reserve(layers.size());
+        for (const auto& [W, b, in, out] : layers) {
+          MlpLayer L;
+          L.W = ptr<const float>(W);
+          L.b = ptr<const float>(b);
+          L.in = in;
+          L.out = out;
+          ls.push_back(L);
+        }
+        MlpArgs a;
+        a.layers = ls.data();
+        a.n_layer = static_cast<int64_t>(ls.size());
+        a.activation = activation;
+        a.x = ptr<const float>(x);
+        a.y = ptr<float>(y);
+        a.N = N;
+        a.num_threads = num_threads;
+        int st;
+        {
+          py::gil_scoped_release nogil;
+          st = mlp_cpu(a);
+        }
+        check(st, "mlp");
+      },
+      py::arg("layers"), py::arg("activation"), py::arg("x"), py::arg("y"), py::arg("N"), py::arg("num_threads") = 0,
+      "Forward of a small MLP on the CPU: layers [(W (out, in), b or 0, in, out)], GELU (0 exact, 1 tanh) between "
+      "them, N float32 rows x -> y (see csrc/mlp/mlp.h).");
+  m.def(
+      "track_step",
+      [](std::uintptr_t w, std::uintptr_t rot, float scale, std::uintptr_t trans, std::uintptr_t obs,
+         std::uintptr_t observed, std::uintptr_t neutral, std::uintptr_t basis, std::tuple<double, double, double> pivot,
+         int64_t V, int64_t K, double time, std::uintptr_t f_x, std::uintptr_t f_dx, std::uintptr_t f_time,
+         std::uintptr_t f_scale, double min_cutoff, double beta, double d_cutoff, bool filter_enabled,
+         std::uintptr_t out, std::uintptr_t fitted, std::uintptr_t residual) {
+        TrackStepArgs a;
+        a.w = ptr<const float>(w);
+        a.rot = ptr<const float>(rot);
+        a.scale = scale;
+        a.trans = ptr<const float>(trans);
+        a.obs = ptr<const float>(obs);
+        a.observed = ptr<const uint8_t>(observed);
+        a.neutral = ptr<const float>(neutral);
+        a.basis = ptr<const float>(basis);
+        a.pivot[0] = std::get<0>(pivot);
+        a.pivot[1] = std::get<1>(pivot);
+        a.pivot[2] = std::get<2>(pivot);
+        a.V = V;
+        a.K = K;
+        a.time = time;
+        a.f_x = ptr<double>(f_x);
+        a.f_dx = ptr<double>(f_dx);
+        a.f_time = ptr<double>(f_time);
+        a.f_scale = ptr<const double>(f_scale);
+        a.min_cutoff = min_cutoff;
+        a.beta = beta;
+        a.d_cutoff = d_cutoff;
+        a.filter_enabled = filter_enabled ? 1 : 0;
+        a.out = ptr<double>(out);
+        a.fitted = ptr<float>(fitted);
+        a.residual = ptr<double>(residual);
+        int st;
+        {
+          py::gil_scoped_release nogil;
+          st = track_step_cpu(a);
+        }
+        check(st, "track_step");
+      },
+      "One frame's One Euro filter, fitted landmarks and residual after a fit, on raw host buffers "
+      "(see csrc/track/track.h).");
   m.def(
       "all_finite",
       [](std::uintptr_t data, int64_t n) {

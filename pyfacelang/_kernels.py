@@ -93,6 +93,29 @@ def blend(tmpl: torch.Tensor, basis: torch.Tensor, coeffs: torch.Tensor,
     return out
 
 
+_FIT_MODEL_TENSORS = ("tmpl", "basis", "weights", "lo", "hi", "prior", "l1", "gram", "cross", "bsum", "gram_t",
+                      "cross_t")
+
+
+def _check_fit_model(model, device: torch.device) -> None:
+    """The FitModel's tensors have the layout csrc/fit reads. A live tracker
+    fits one frame at a time with the same model, so a model remembers the
+    tensors (objects and addresses) it was last checked with on `device`."""
+    ts = [getattr(model, name) for name in _FIT_MODEL_TENSORS]
+    key = (device, *((id(t), t.data_ptr()) for t in ts))
+    if getattr(model, "_checked", None) == key:
+        return
+    V, K = model.V, model.K
+    f32, f64 = torch.float32, torch.float64
+    specs = (((V, 3), f32), ((K, V, 3), f32), ((V,), f32), ((K,), f32), ((K,), f32), ((K,), f32), ((K,), f32),
+             ((K, K), f64), ((K, K, 3), f64), ((K, 3), f64), ((K,), f64), ((K, 3), f64))
+    for name, t, (shape, dtype) in zip(_FIT_MODEL_TENSORS, ts, specs):
+        if t.device != device or not t.is_contiguous() or t.dtype != dtype or tuple(t.shape) != shape:
+            raise ShapeError(f"fit model tensor '{name}' must be a contiguous {dtype} of shape {shape} on {device}, "
+                             f"got {t.dtype} {tuple(t.shape)} on {t.device}")
+    object.__setattr__(model, "_checked", key)     # FitModel is a frozen dataclass
+
+
 def fit(model, obs: torch.Tensor, w: torch.Tensor, rot: torch.Tensor, scale: torch.Tensor,
         trans: torch.Tensor, *, max_iters: int = 10, max_trials: int = 6, mu0: float = 1e-3,
         tol: float = 1e-6, chain: bool = False, num_threads: int = 0):
@@ -110,15 +133,7 @@ def fit(model, obs: torch.Tensor, w: torch.Tensor, rot: torch.Tensor, scale: tor
     rot = _f32(rot, "rot", (N, 3, 3), device).clone()
     scale = _f32(scale, "scale", (N,), device).clone()
     trans = _f32(trans, "trans", (N, 3), device).clone()
-    specs = {"tmpl": ((V, 3), torch.float32), "basis": ((K, V, 3), torch.float32), "weights": ((V,), torch.float32),
-             "lo": ((K,), torch.float32), "hi": ((K,), torch.float32), "prior": ((K,), torch.float32),
-             "l1": ((K,), torch.float32), "gram": ((K, K), torch.float64), "cross": ((K, K, 3), torch.float64),
-             "bsum": ((K, 3), torch.float64), "gram_t": ((K,), torch.float64), "cross_t": ((K, 3), torch.float64)}
-    for name, (shape, dtype) in specs.items():
-        t = getattr(model, name)
-        if t.device != device or not t.is_contiguous() or t.dtype != dtype or tuple(t.shape) != shape:
-            raise ShapeError(f"fit model tensor '{name}' must be a contiguous {dtype} of shape {shape} on {device}, "
-                             f"got {t.dtype} {tuple(t.shape)} on {t.device}")
+    _check_fit_model(model, device)
     if chain and device.type == "cuda":
         raise ShapeError("fit: chain=True (sequential warm starts) runs on CPU tensors only")
     _check_finite(obs, "fit: landmarks")
@@ -151,7 +166,8 @@ def _check_finite(t: torch.Tensor, what: str) -> None:
         raise ShapeError(f"{what} contain NaN or infinite values")
 
 
-def nearest_code(x: torch.Tensor, codebook: torch.Tensor, *, exact: bool = False, num_threads: int = 0):
+def nearest_code(x: torch.Tensor, codebook: torch.Tensor, *, exact: bool = False, num_threads: int = 0,
+                 codebook_checked: bool = False):
     """Nearest code in squared L2 (csrc/vq): vector quantization. No autograd.
 
     x (N, D) queries, codebook (K, D) with K >= 1, floating point, finite, on
@@ -162,7 +178,9 @@ def nearest_code(x: torch.Tensor, codebook: torch.Tensor, *, exact: bool = False
     the exact fp32 nearest code; exact=True runs that pass in fp32 instead
     (same answers up to exact fp32 ties, slower). The CUDA path computes every
     distance exactly and ignores `exact`. num_threads: CPU worker threads
-    (0 = all cores)."""
+    (0 = all cores). codebook_checked: the caller has already checked that
+    this codebook is finite (a tokenizer checks its own once, not on every
+    streamed frame)."""
     device = _device_of(x, codebook)
     for name, t in (("x", x), ("codebook", codebook)):
         if not t.is_floating_point():
@@ -174,7 +192,8 @@ def nearest_code(x: torch.Tensor, codebook: torch.Tensor, *, exact: bool = False
     x = _f32(x, "x", (None, D), device)
     N = x.shape[0]
     _check_finite(x, "nearest_code: the queries (x)")
-    _check_finite(codebook, "nearest_code: the codebook entries")
+    if not codebook_checked:
+        _check_finite(codebook, "nearest_code: the codebook entries")
     idx = torch.empty(N, dtype=torch.int32, device=device)
     dist = torch.empty(N, dtype=torch.float32, device=device)
     if N == 0:
@@ -191,6 +210,111 @@ def nearest_code(x: torch.Tensor, codebook: torch.Tensor, *, exact: bool = False
 
 _LAYER_KEYS = ("ln1_w", "ln1_b", "qkv_w", "qkv_b", "proj_w", "proj_b", "ln2_w", "ln2_b",
                "fc_w", "fc_b", "out_w", "out_b")
+
+
+class MLP:
+    """A small MLP (Linear, GELU, ..., Linear) for the CPU kernel csrc/mlp,
+    with its weights checked and laid out once, so that one call on a single
+    row (a live frame) costs the kernel and little else. No autograd: the
+    weights are copied, so build a new MLP after they change.
+
+    weights[l] (out, in) as in nn.Linear, biases[l] (out,) or None;
+    activation: GELU between the layers, "none" (exact) or "tanh" as torch's
+    `approximate`. Twin: `pyfacelang._reference.mlp_ref`."""
+
+    _ACTIVATIONS = {"none": 0, "tanh": 1}
+
+    def __init__(self, weights, biases, activation: str = "none", *, num_threads: int = 0):
+        if activation not in self._ACTIVATIONS:
+            raise ShapeError(f"MLP: activation must be one of {sorted(self._ACTIVATIONS)}, got {activation!r}")
+        if len(weights) == 0 or len(weights) != len(biases):
+            raise ShapeError(f"MLP: expected one bias (or None) per weight matrix and at least one layer, "
+                             f"got {len(weights)} weights and {len(biases)} biases")
+        cpu = torch.device("cpu")
+        self._keep, self._layers = [], []
+        prev = None
+        for k, (W, b) in enumerate(zip(weights, biases)):
+            W = _f32(torch.as_tensor(W).detach(), f"MLP weight {k}", (None, prev), cpu).clone()
+            out, inp = W.shape
+            if out == 0 or inp == 0:
+                raise ShapeError(f"MLP weight {k}: empty shape {tuple(W.shape)}")
+            if b is not None:
+                b = _f32(torch.as_tensor(b).detach(), f"MLP bias {k}", (out,), cpu).clone()
+            for t, name in ((W, "weight"), (b, "bias")):
+                if t is not None:
+                    _check_finite(t, f"MLP {name} {k}")
+            self._keep += [W, b]
+            self._layers.append((W.data_ptr(), _addr(b), inp, out))
+            prev = out
+        self.in_dim, self.out_dim = self._layers[0][2], prev
+        self.activation, self.num_threads = activation, num_threads
+        self._act = self._ACTIVATIONS[activation]
+
+    @classmethod
+    def from_linears(cls, linears, activation: str = "none", **kw) -> "MLP":
+        """From torch.nn.Linear modules in order."""
+        return cls([m.weight for m in linears], [m.bias for m in linears], activation, **kw)
+
+    def __call__(self, x) -> torch.Tensor:
+        """(N, in) rows (tensor or array, CPU) -> (N, out) float32 tensor."""
+        x = torch.as_tensor(x)
+        if x.device.type != "cpu":
+            raise ShapeError(f"MLP runs on CPU rows, got a tensor on {x.device} (CUDA models run through torch)")
+        x = _f32(x, "MLP input", (None, self.in_dim), x.device)
+        N = x.shape[0]
+        y = torch.empty((N, self.out_dim), dtype=torch.float32)
+        if N:
+            ext().mlp(self._layers, self._act, x.data_ptr(), y.data_ptr(), N, self.num_threads)
+        return y
+
+
+def _host(t, name: str, shape: tuple, dtype: torch.dtype) -> torch.Tensor:
+    """A contiguous CPU tensor of this dtype and shape, checked (no copies: per-frame buffers)."""
+    if not isinstance(t, torch.Tensor):
+        raise ShapeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
+    if t.device.type != "cpu" or t.dtype != dtype or tuple(t.shape) != shape or not t.is_contiguous():
+        raise ShapeError(f"{name}: expected a contiguous CPU {dtype} tensor of shape {shape}, "
+                         f"got {t.dtype} {tuple(t.shape)} on {t.device}")
+    return t
+
+
+def track_step(w: torch.Tensor, rot: torch.Tensor, scale: float, trans: torch.Tensor, obs: torch.Tensor,
+               neutral: torch.Tensor, basis: torch.Tensor, pivot, time: float, filter_state, filter_scale, *,
+               min_cutoff: float, beta: float, d_cutoff: float, filter_enabled: bool = True,
+               observed: torch.Tensor | None = None):
+    """One frame after a fit (csrc/track): One Euro filter, the filtered
+    pose's landmarks and the unfiltered solve's residual. CPU, float32 model
+    and solve, float64 filter.
+
+    w (K,), rot (3, 3), scale, trans (3,): the solve; obs (V, 3) the frame's
+    landmarks in pixels; neutral (V, 3) and basis (K, V, 3) mm; pivot (3,)
+    mm; time in seconds. filter_state: (x, dx, last_time) float64 tensors of
+    shapes (K + 7,), (K + 7,), (1,), updated in place (last_time NaN: no
+    history yet); filter_scale (K + 7,) float64 speed units. observed:
+    (V,) bool, the landmarks the residual averages (None: all).
+    Returns (out (K + 7,) float64 [w in [0, 1], axis-angle, s, t], fitted
+    (V, 3) float32 pixels, residual float). Twin: `_reference.track_step_ref`."""
+    f32, f64 = torch.float32, torch.float64
+    K = w.shape[0] if isinstance(w, torch.Tensor) and w.dim() == 1 else -1
+    V = neutral.shape[0] if isinstance(neutral, torch.Tensor) and neutral.dim() == 2 else -1
+    n = K + 7
+    args = [_host(w, "w", (K,), f32), _host(rot, "rot", (3, 3), f32), _host(trans, "trans", (3,), f32),
+            _host(obs, "obs", (V, 3), f32), _host(neutral, "neutral", (V, 3), f32),
+            _host(basis, "basis", (K, V, 3), f32)]
+    fx, fdx, ft = filter_state
+    state = [_host(fx, "filter x", (n,), f64), _host(fdx, "filter dx", (n,), f64), _host(ft, "filter time", (1,), f64),
+             _host(filter_scale, "filter scale", (n,), f64)]
+    mask = 0 if observed is None else _host(observed, "observed", (V,), torch.bool).data_ptr()
+    px, py, pz = (float(c) for c in pivot)
+    out = torch.empty(n, dtype=f64)
+    fitted = torch.empty((V, 3), dtype=f32)
+    residual = torch.empty(1, dtype=f64)
+    w, rot, trans, obs, neutral, basis = args
+    ext().track_step(w.data_ptr(), rot.data_ptr(), float(scale), trans.data_ptr(), obs.data_ptr(), mask,
+                     neutral.data_ptr(), basis.data_ptr(), (px, py, pz), V, K, float(time),
+                     *(t.data_ptr() for t in state), float(min_cutoff), float(beta), float(d_cutoff),
+                     bool(filter_enabled), out.data_ptr(), fitted.data_ptr(), residual.data_ptr())
+    return out, fitted, float(residual[0])
 
 
 def _decode_model(weights: dict, caches, row_emb, key_mask, logits, n_past: int, pos: int, B: int) -> tuple:

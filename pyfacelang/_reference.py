@@ -178,3 +178,72 @@ def nearest_code_ref(x: torch.Tensor, codebook: torch.Tensor, block_elems: int =
         idx[lo:lo + rows] = d.argmin(1)
     dist = ((x64 - c64[idx]) ** 2).sum(1)
     return idx, dist.to(x.dtype)
+
+
+# --------------------------------------------------------------------- mlp
+def mlp_ref(x: torch.Tensor, weights, biases, activation: str = "none") -> torch.Tensor:
+    """Twin of csrc/mlp: Linear, GELU, ..., Linear. x (N, in); weights[l]
+    (out, in) as in nn.Linear, biases[l] (out,) or None; activation: torch's
+    GELU `approximate` ("none" exact, "tanh") between the layers."""
+    h = x
+    for k, (W, b) in enumerate(zip(weights, biases)):
+        h = torch.nn.functional.linear(h, W, b)
+        if k < len(weights) - 1:
+            h = torch.nn.functional.gelu(h, approximate=activation)
+    return h
+
+
+# ------------------------------------------------------------------- track
+def one_euro_ref(x, state, scale, t, *, min_cutoff, beta, d_cutoff, enabled=True):
+    """Twin of csrc/track's One Euro filter (pyfacelang/track/filters.py):
+    x (n,) float64; state [x_prev, dx_prev, t_prev (NaN: none)] updated in
+    place (a Python list) -> filtered (n,)."""
+    import math
+
+    if not enabled or math.isnan(state[2]) or not bool(torch.isfinite(x).all()):
+        if enabled and bool(torch.isfinite(x).all()):
+            state[:] = [x.clone(), torch.zeros_like(x), t]
+        return x.clone()
+    dt = t - state[2]
+    dt = dt if dt > 0 else 1e-3
+
+    def alpha(cutoff):
+        return 1.0 / (1.0 + 1.0 / (2 * math.pi * cutoff) / dt)
+
+    a_d = alpha(d_cutoff)
+    dx = a_d * (x - state[0]) / dt + (1 - a_d) * state[1]
+    a = alpha(min_cutoff + beta * dx.abs() / scale)
+    state[:] = [a * x + (1 - a) * state[0], dx, t]
+    return state[0].clone()
+
+
+def track_step_ref(w, rot, scale, trans, obs, neutral, basis, pivot, time, state, filter_scale, *,
+                   min_cutoff, beta, d_cutoff, enabled=True, observed=None):
+    """Twin of csrc/track (see `pyfacelang._kernels.track_step`); state is
+    a list [x, dx, t] updated in place. -> (out (K+7,), fitted (V, 3), residual)."""
+    f64 = torch.float64
+    K, V = w.shape[0], obs.shape[0]
+    R = rot.to(f64)
+    cos = ((torch.trace(R) - 1) / 2).clamp(-1, 1)
+    theta = torch.acos(cos)
+    sin = torch.sin(theta)
+    f = 0.5 + theta * theta / 12 if abs(float(sin)) < 1e-6 else theta / (2 * sin)
+    log_r = torch.stack([R[2, 1] - R[1, 2], R[0, 2] - R[2, 0], R[1, 0] - R[0, 1]]) * f
+    raw = torch.cat([w.to(f64), log_r, torch.tensor([float(scale)], dtype=f64), trans.to(f64)])
+    out = one_euro_ref(raw, state, filter_scale, time, min_cutoff=min_cutoff, beta=beta, d_cutoff=d_cutoff,
+                       enabled=enabled)
+    out[:K] = out[:K].clamp(0, 1)
+    p = torch.as_tensor(pivot, dtype=f64)
+    flip = torch.tensor(FLIP, dtype=f64)
+
+    def pixels(wk, Rk, cam):
+        X = (neutral + (wk.float() @ basis.reshape(K, V * 3)).reshape(V, 3)).to(f64)    # (V, 3)
+        return cam[0] * flip * ((X - p) @ Rk.T + p) + cam[1:]
+
+    Rf = exp_so3(out[K:K + 3])
+    fitted = pixels(out[:K], Rf, out[K + 3:]).float()
+    d = pixels(w, R, raw[K + 3:]).float()[:, :2].to(f64) - obs[:, :2].to(f64)          # (V, 2)
+    dist = d.norm(dim=1)
+    residual = float(dist.mean() if observed is None else dist[observed].mean())
+    return out, fitted, residual
+

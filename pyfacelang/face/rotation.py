@@ -1,6 +1,8 @@
 """Rotation helpers shared by the face models (stateless torch math)."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -36,24 +38,29 @@ def matrix_to_axis_angle(R: torch.Tensor) -> torch.Tensor:
 
 def rodrigues_np(rvec) -> np.ndarray:
     """NumPy twin of `axis_angle_to_matrix` for one rotation (3,) -> (3, 3), float64.
-    Used on per-frame paths where torch's per-call overhead dominates."""
+    Used on per-frame paths where torch's per-call overhead dominates, so the
+    nine entries are plain float arithmetic (R = I + a K + b K^2, with
+    K^2 = v v^T - |v|^2 I), not a chain of small array operations."""
     v = np.asarray(rvec, np.float64)
-    t2 = float(v @ v)
+    if v.shape != (3,):
+        v = v.reshape(3)
+    x, y, z = v.tolist()
+    t2 = x * x + y * y + z * z
     if t2 < 1e-8:
         a, b = 1.0 - t2 / 6.0, 0.5 - t2 / 24.0
     else:
-        t = np.sqrt(t2)
-        a, b = np.sin(t) / t, (1.0 - np.cos(t)) / t2
-    K = np.array([[0.0, -v[2], v[1]], [v[2], 0.0, -v[0]], [-v[1], v[0], 0.0]])
-    return np.eye(3) + a * K + b * (K @ K)
+        t = math.sqrt(t2)
+        a, b = math.sin(t) / t, (1.0 - math.cos(t)) / t2
+    bxy, bxz, byz = b * x * y, b * x * z, b * y * z
+    return np.array([[1.0 + b * (x * x - t2), bxy - a * z, bxz + a * y],
+                     [bxy + a * z, 1.0 + b * (y * y - t2), byz - a * x],
+                     [bxz - a * y, byz + a * x, 1.0 + b * (z * z - t2)]])
 
 
 def log_rotation_np(R) -> np.ndarray:
-    """NumPy twin of `matrix_to_axis_angle` for one rotation (3, 3) -> (3,)."""
-    R = np.asarray(R, np.float64)
-    cos = np.clip((np.trace(R) - 1.0) * 0.5, -1.0, 1.0)
-    theta = np.arccos(cos)
-    w = np.array([R[2, 1] - R[1, 2], R[0, 2] - R[2, 0], R[1, 0] - R[0, 1]])
-    sin = np.sin(theta)
+    """NumPy twin of `matrix_to_axis_angle` for one rotation (3, 3) -> (3,), float64."""
+    (r00, r01, r02), (r10, r11, r12), (r20, r21, r22) = np.asarray(R, np.float64).tolist()
+    theta = math.acos(min(1.0, max(-1.0, (r00 + r11 + r22 - 1.0) * 0.5)))
+    sin = math.sin(theta)
     factor = 0.5 + theta * theta / 12.0 if abs(sin) < 1e-6 else theta / (2.0 * sin)
-    return w * factor
+    return np.array([(r21 - r12) * factor, (r02 - r20) * factor, (r10 - r01) * factor])

@@ -160,6 +160,24 @@ class GeoVQVAE(nn.Module):
                 F.gelu(h, approximate=m.approximate) if isinstance(m, nn.GELU) else m(h)
         return h
 
+    @torch.no_grad()
+    def encoder_layers(self) -> tuple[list, list]:
+        """The encoder as plain layers on raw motion rows (..., 55):
+        (weights [(out, in)], biases), GELU between them, the same function
+        as `encode`. The first layer takes both input spaces to a (H, 55)
+        weight: the geometry features through the rig's basis (see `encode`)
+        and the rotation's ROT_SCALE folded in. For the CPU kernel
+        (`pyfacelang._kernels.MLP`) that streams one frame at a time."""
+        first = self.encoder.net[0]
+        if self.cfg.space == "geometry":
+            expr = self._effective_weight(first)                              # (H, 52)
+            rot = first.weight[:, 3 * self.geometry.V:]                       # (H, 3)
+        else:
+            expr, rot = first.weight[:, :N_EXPR], first.weight[:, N_EXPR:]
+        layers = [m for m in self.encoder.net if isinstance(m, nn.Linear)]
+        weights = [torch.cat([expr, rot * ROT_SCALE], 1)] + [m.weight for m in layers[1:]]   # (H, 55) first
+        return [w.detach() for w in weights], [m.bias.detach() for m in layers]
+
     def _effective_weight(self, first: nn.Linear) -> torch.Tensor:
         """(H, 52) first-layer weight on the ARKit weights. Computing it is a
         (H, 3V) x (3V, 52) product, far more than encoding one frame, so out

@@ -22,7 +22,7 @@ import torch
 from .. import _kernels
 from ..errors import FaceLangError, ShapeError
 from ..face.rotation import log_rotation_np, rodrigues_np
-from .filters import OneEuroConfig, OneEuroFilter
+from .filters import OneEuroConfig
 from .fit_model import FitModel, rig_fit_model
 
 NUM_LANDMARKS = 478
@@ -166,6 +166,9 @@ class FaceFitter:
         self._rot_slice = self.model.slices["rotation"]
         self._basis64 = self.model.blendshapes.astype(np.float64)
         self._basis32 = np.ascontiguousarray(self.model.blendshapes, np.float32)
+        self._basis_t = torch.from_numpy(self._basis32)                  # (K, V, 3) for the blend kernel
+        self._neutral_src = self._neutral32 = None                        # self.neutral as float32, for _result
+        self._observed_t = None if self.mask.all() else torch.from_numpy(self.mask.copy())   # (478,) bool
         self._id_basis64 = self.model.identity_basis.astype(np.float64)
         om = self._base.weights.double().numpy()
         self._id_gram = np.einsum("ivc,v,jvc->ij", self._id_basis64, om, self._id_basis64)  # (I, I)
@@ -391,26 +394,30 @@ class FaceFitter:
         return p
 
     def _result(self, obs, sol, t) -> FitResult:
-        w, R, s, tr = (x[0].numpy() for x in sol)
+        """Filter the solve and pose it (csrc/track, one call): the filtered
+        weights, rotation and camera share one One Euro filter, whose state
+        (x, dx, last time) lives in self._filter, made on a track's first frame."""
+        w, R, s, tr = (x[0] for x in sol)
         K = len(w)
-        raw = np.concatenate([w, log_rotation_np(R), s[None], tr])       # (K + 3 + 4,) weights, rotation, camera
         if self._filter is None:
             # speeds in units of: 1 for weights, 0.3 rad, 5% of the scale and
             # 20 mm of translation (the first frame's scale, px/mm)
             s0 = float(s)
-            self._filter = OneEuroFilter(self.cfg.filter, scale=np.r_[np.ones(K), np.full(3, 0.3), 0.05 * s0,
-                                                                      np.full(3, 20 * s0)])
-        filt = self._filter(raw, t)
-        wf = np.clip(filt[:K], 0.0, 1.0).astype(np.float32)
-        rot, cam = filt[K:K + 3], filt[K + 3:]
-        params = self._params(wf, rot, self.identity)
-        # the filtered output and the unfiltered solution (the fit's own
-        # accuracy against this frame's landmarks) in one blend
-        X = self._posed(np.stack([wf, w]), np.stack([rodrigues_np(rot), R.astype(np.float64)]))   # (2, V, 3)
-        fitted = _to_pixels(X[0], cam)
-        d = _to_pixels(X[1], raw[K + 3:])[self._observed, :2] - obs[self._observed, :2]   # (M, 2)
-        residual = float(np.sqrt(np.einsum("ij,ij->i", d, d)).mean())
-        return FitResult(params, residual, True, cam.astype(np.float32), fitted)
+            n = K + 7
+            scale = torch.from_numpy(np.r_[np.ones(K), np.full(3, 0.3), 0.05 * s0, np.full(3, 20 * s0)])
+            self._filter = ((torch.zeros(n, dtype=torch.float64), torch.zeros(n, dtype=torch.float64),
+                             torch.full((1,), np.nan, dtype=torch.float64)), scale)
+        if self._neutral_src is not self.neutral:      # re-estimated identity: a new array
+            self._neutral32 = torch.from_numpy(self.neutral.astype(np.float32))
+            self._neutral_src = self.neutral
+        fc = self.cfg.filter
+        out, fitted, residual = _kernels.track_step(
+            w, R, float(s), tr, torch.from_numpy(obs), self._neutral32, self._basis_t, self._fm.pivot, t,
+            *self._filter, min_cutoff=fc.min_cutoff, beta=fc.beta, d_cutoff=fc.d_cutoff, filter_enabled=fc.enabled,
+            observed=self._observed_t)
+        out = out.numpy()
+        params = self._params(out[:K].astype(np.float32), out[K:K + 3], self.identity)
+        return FitResult(params, residual, True, out[K + 3:].astype(np.float32), fitted.numpy())
 
     def _posed(self, w: np.ndarray, R: np.ndarray) -> np.ndarray:
         """(N, K) weights, (N, 3, 3) head rotations -> (N, V, 3) posed

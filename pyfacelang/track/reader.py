@@ -86,8 +86,8 @@ class ReaderNet(torch.nn.Module):
         D = (cfg.context + 1) * MOTION_DIM
         self.register_buffer("mu", torch.zeros(D))    # input standardisation, from the training rows
         self.register_buffer("sd", torch.ones(D))
-        # tanh-GELU: MotionReader runs it in NumPy (one live frame costs
-        # ~0.05 ms there, ~0.5 ms through torch's per-call overhead)
+        # tanh-GELU: MotionReader runs it in the CPU MLP kernel (csrc/mlp),
+        # which takes either GELU; kept so the shipped weights stay valid
         self.net = torch.nn.Sequential(
             torch.nn.Linear(D, cfg.hidden), torch.nn.GELU("tanh"), torch.nn.Dropout(cfg.dropout),
             torch.nn.Linear(cfg.hidden, cfg.hidden), torch.nn.GELU("tanh"), torch.nn.Dropout(cfg.dropout),
@@ -106,10 +106,17 @@ class MotionReader:
     at a time (live), `reset` between faces."""
 
     def __init__(self, net: ReaderNet, cfg: ReaderConfig, meta: dict | None = None):
+        from .. import _kernels
+
         self.net, self.cfg, self.meta = net.eval(), cfg, meta or {}
-        sd = {k: v.detach().cpu().numpy().astype(np.float32) for k, v in net.state_dict().items()}
+        # the net for the CPU MLP kernel, the input standardisation folded
+        # into the first layer: W ((x - mu) / sd) + b = (W / sd) x + (b - (W / sd) mu)
+        sd = {k: v.detach().cpu().double() for k, v in net.state_dict().items()}
         lin = [k[:-len(".weight")] for k in sd if k.endswith(".weight")]
-        self._np = (sd["mu"], sd["sd"], [(sd[k + ".weight"].T.copy(), sd[k + ".bias"]) for k in lin])
+        weights, biases = [sd[k + ".weight"] for k in lin], [sd[k + ".bias"] for k in lin]
+        weights[0] = weights[0] / sd["sd"]
+        biases[0] = biases[0] - weights[0] @ sd["mu"]
+        self._mlp = _kernels.MLP(weights, biases, "tanh")
         self.reset()
 
     # ------------------------------------------------------------- files
@@ -158,19 +165,9 @@ class MotionReader:
         return m
 
     def _weights(self, win: np.ndarray) -> np.ndarray:
-        """(N, D) windows -> (N, 52) weights in [0, 1]: the net's forward in NumPy."""
-        mu, sd, layers = self._np
-        x = (win - mu) / sd
-        for k, (W, b) in enumerate(layers):
-            # A few rows (live `push`: one) in numpy's own loop: OpenBLAS
-            # splits even a (1, 495) x (495, 512) product over its threads,
-            # and when the other cores are busy (MediaPipe, the captioner)
-            # waiting for them costs ~18 ms per frame against ~80 us here
-            # (measured under two training jobs). Batches (`read`) use BLAS.
-            x = (np.einsum("nd,dk->nk", x, W) if len(x) <= 8 else x @ W) + b
-            if k < len(layers) - 1:   # tanh-GELU, as torch.nn.GELU("tanh")
-                x = 0.5 * x * (1.0 + np.tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)))
-        return np.clip(x, 0.0, 1.0).astype(np.float32)
+        """(N, D) windows -> (N, 52) weights in [0, 1]: the net's forward in
+        the CPU MLP kernel (one live frame ~40 us, ~0.5 ms through torch)."""
+        return np.clip(self._mlp(np.ascontiguousarray(win, np.float32)).numpy(), 0.0, 1.0)
 
     def read(self, motion) -> np.ndarray:
         """(T, 55) fitted rows -> (T, 55) read rows. Non-finite rows (no face)
