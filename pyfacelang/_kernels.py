@@ -102,7 +102,7 @@ def _check_fit_model(model, device: torch.device) -> None:
     fits one frame at a time with the same model, so a model remembers the
     tensors (objects and addresses) it was last checked with on `device`."""
     ts = [getattr(model, name) for name in _FIT_MODEL_TENSORS]
-    key = (device, *((id(t), t.data_ptr()) for t in ts))
+    key = (device, *((id(t), t.data_ptr(), t.shape, t.stride(), t.dtype) for t in ts))
     if getattr(model, "_checked", None) == key:
         return
     V, K = model.V, model.K
@@ -305,6 +305,8 @@ def track_step(w: torch.Tensor, rot: torch.Tensor, scale: float, trans: torch.Te
     state = [_host(fx, "filter x", (n,), f64), _host(fdx, "filter dx", (n,), f64), _host(ft, "filter time", (1,), f64),
              _host(filter_scale, "filter scale", (n,), f64)]
     mask = 0 if observed is None else _host(observed, "observed", (V,), torch.bool).data_ptr()
+    if len(pivot) != 3:
+        raise ShapeError(f"pivot: expected 3 values (mm), got {len(pivot)}")
     px, py, pz = (float(c) for c in pivot)
     out = torch.empty(n, dtype=f64)
     fitted = torch.empty((V, 3), dtype=f32)

@@ -295,6 +295,19 @@ def test_fit_batch_estimates_identity(rig):
     assert np.corrcoef(true_id, est)[0, 1] > 0.8
 
 
+def test_fit_model_checked_once_still_moves_cpu():
+    """The wrapper notes on a model that its tensors were checked; the model
+    still moves with .to(), and a tensor reshaped in place is checked again."""
+    fm, obs, init, _ = random_problem(2, 40, 5, seed=3)
+    first = _kernels.fit(fm, obs, *init, max_iters=3)
+    moved = fm.to("cpu")
+    again = _kernels.fit(moved, obs, *init, max_iters=3)
+    assert torch.equal(first[0], again[0])
+    moved.lo.unsqueeze_(0)           # (1, K): same tensor object and address, new shape
+    with pytest.raises(ShapeError, match="'lo'"):
+        _kernels.fit(moved, obs, *init, max_iters=3)
+
+
 @requires_cuda
 def test_fit_cuda_matches_cpu_path():
     """Same steps on both devices: iteration counts equal, weights to float precision."""
@@ -304,3 +317,18 @@ def test_fit_cuda_matches_cpu_path():
     assert torch.equal(cpu[5], gpu[5].cpu())
     np.testing.assert_allclose(gpu[0].cpu().numpy(), cpu[0].numpy(), atol=1e-4)
     np.testing.assert_allclose(gpu[4].cpu().numpy(), cpu[4].numpy(), rtol=1e-4)
+
+
+@pytest.mark.parametrize("scale", [0.0, 1e-5, 0.3, 2.5])
+def test_rotation_numpy_twins_match_torch(scale):
+    """rodrigues_np / log_rotation_np (one rotation, scalar math, on every
+    live frame) against the batched torch functions, near zero and large."""
+    from pyfacelang.face.rotation import log_rotation_np, matrix_to_axis_angle, rodrigues_np
+
+    v = np.random.default_rng(int(scale * 10)).normal(size=(20, 3))
+    v = scale * v / np.linalg.norm(v, axis=1, keepdims=True)
+    R = axis_angle_to_matrix(torch.from_numpy(v))
+    for i in range(len(v)):
+        np.testing.assert_allclose(rodrigues_np(v[i]), R[i].numpy(), atol=1e-12)
+        np.testing.assert_allclose(log_rotation_np(R[i].numpy()), matrix_to_axis_angle(R[i]).numpy(), atol=1e-9)
+    assert np.isnan(rodrigues_np([np.inf, 0, 0])).all() and np.isnan(log_rotation_np(np.full((3, 3), np.nan))).all()

@@ -147,3 +147,26 @@ def test_fitter_results_follow_the_track_math_cpu(rig):
     np.testing.assert_allclose(res.camera, r_out[K + 3:].numpy(), rtol=1e-6)
     np.testing.assert_allclose(res.landmarks, r_fit.numpy(), atol=2e-3)
     assert res.residual == pytest.approx(r_res, rel=1e-5) and res.residual < 2.0
+    # and against the fitter's own NumPy posing on its float64 neutral
+    from pyfacelang.track.fitter import _to_pixels
+    np.testing.assert_allclose(res.landmarks, f.project(res.params, res.camera), atol=2e-3)
+    raw_cam = np.r_[float(s), tr.double().numpy()]
+    unfiltered = _to_pixels(f._posed(w.double().numpy()[None], R.double().numpy()[None])[0], raw_cam)
+    d = unfiltered[:, :2] - obs[:, :2]
+    assert res.residual == pytest.approx(float(np.linalg.norm(d, axis=1).mean()), rel=1e-4)
+
+
+def test_fitter_takes_landmark_views_cpu(rig):
+    """Landmarks that are a view (a slice of a wider array, a transpose) fit
+    like a contiguous copy: the kernels read rows."""
+    from pyfacelang.track.fitter import FaceFitter
+    from pyfacelang.track.synthetic import synthetic_sequence
+
+    lmk = synthetic_sequence(rig, T=6, seed=1)["landmarks"].astype(np.float32)
+    wide = np.concatenate([lmk, np.zeros(lmk.shape[:2] + (2,), np.float32)], 2)      # (T, 478, 5)
+    with FaceFitter(rig) as a, FaceFitter(rig) as b:
+        for i in range(len(lmk)):
+            ra = a.process(np.ascontiguousarray(lmk[i]), i / 30)
+            rb = b.process(wide[i, :, :3] if i % 2 else np.ascontiguousarray(lmk[i].T).T, i / 30)
+            np.testing.assert_array_equal(ra.params, rb.params)
+            np.testing.assert_array_equal(ra.landmarks, rb.landmarks)

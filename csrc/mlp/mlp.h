@@ -8,7 +8,7 @@
 // one pass over the weights. A row's output does not depend on the other
 // rows passed with it, nor on the thread count, so streaming one row at a
 // time gives the same bits as encoding the whole sequence.
-// Torch twin: pyfacelang/_reference.py::mlp; tests compare them.
+// Torch twin: pyfacelang/_reference.py::mlp_ref; tests compare them.
 //
 // On a GPU, torch's batched layers are the fast path, so there is no CUDA
 // version: CUDA models run through torch.

@@ -40,6 +40,7 @@ void rodrigues(const double* v, double* R) {
 double alpha(double cutoff, double dt) { return 1.0 / (1.0 + 1.0 / (kTwoPi * cutoff) / dt); }
 
 // pyfacelang/track/filters.py::OneEuroFilter.__call__ on n values: raw -> out, state updated.
+// The same arithmetic; equal to rounding (the compiler may fuse a multiply and an add).
 void one_euro(const TrackStepArgs& a, const double* raw, double* out, int64_t n) {
   bool finite = true;
   for (int64_t i = 0; i < n; ++i) finite = finite && std::isfinite(raw[i]);

@@ -46,6 +46,8 @@ def rodrigues_np(rvec) -> np.ndarray:
         v = v.reshape(3)
     x, y, z = v.tolist()
     t2 = x * x + y * y + z * z
+    if not math.isfinite(t2):         # as the array formula gives (math.sin(inf) would raise)
+        return np.full((3, 3), np.nan)
     if t2 < 1e-8:
         a, b = 1.0 - t2 / 6.0, 0.5 - t2 / 24.0
     else:
@@ -60,6 +62,8 @@ def rodrigues_np(rvec) -> np.ndarray:
 def log_rotation_np(R) -> np.ndarray:
     """NumPy twin of `matrix_to_axis_angle` for one rotation (3, 3) -> (3,), float64."""
     (r00, r01, r02), (r10, r11, r12), (r20, r21, r22) = np.asarray(R, np.float64).tolist()
+    if not math.isfinite(r00 + r11 + r22):     # NaN in, NaN out (min/max would hide it)
+        return np.full(3, np.nan)
     theta = math.acos(min(1.0, max(-1.0, (r00 + r11 + r22 - 1.0) * 0.5)))
     sin = math.sin(theta)
     factor = 0.5 + theta * theta / 12.0 if abs(sin) < 1e-6 else theta / (2.0 * sin)

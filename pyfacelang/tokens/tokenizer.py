@@ -151,12 +151,11 @@ class FaceTokenizer:
         """The encoder for the CPU kernel, rebuilt (and the codebook checked
         finite) when any encoder weight or the codebook changes: in-place
         updates and loads move their version counters."""
-        if getattr(self, "_params", None) is None:     # Parameter objects persist (.to moves their data)
-            self._params = list(self.model.encoder.parameters())
-        embed = self.model.codebook.embed              # a buffer: .to replaces it
-        key = tuple((p._version, p.data_ptr()) for p in (*self._params, embed))
+        lin = [m for m in self.model.encoder.net if isinstance(m, torch.nn.Linear)]
+        watch = [*(m.weight for m in lin), *(m.bias for m in lin), self.model.codebook.embed]
+        key = tuple((id(p), p._version, p.data_ptr()) for p in watch)
         if getattr(self, "_mlp_key", None) != key:
-            _kernels._check_finite(embed, "tokenizer: the codebook entries")
+            _kernels._check_finite(self.model.codebook.embed, "tokenizer: the codebook entries")
             self._mlp = _kernels.MLP(*self.model.encoder_layers(), "none")
             self._mlp_key = key
         return self._mlp

@@ -4,7 +4,7 @@ landmarks that let the solver assemble its normal equations in O(K^2)
 (see csrc/fit/fit.h)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 import torch
@@ -82,8 +82,9 @@ class FitModel:
                        cross_t=torch.from_numpy(np.ascontiguousarray(cross_t)).to(dev))
 
     def to(self, device) -> "FitModel":
-        kw = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in self.__dict__.items()}  # bw stays on CPU
-        return FitModel(**kw)
+        # the dataclass fields only (not `_checked`, the kernel wrapper's note); bw stays on CPU
+        kw = {f.name: getattr(self, f.name) for f in fields(self)}
+        return FitModel(**{k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in kw.items()})
 
     def addresses(self) -> dict:
         d = {k: getattr(self, k).data_ptr() for k in

@@ -110,7 +110,7 @@ def _to_pixels(v: np.ndarray, camera) -> np.ndarray:
 
 
 def _check_landmarks(lmk) -> np.ndarray:
-    a = np.asarray(lmk, dtype=np.float32)
+    a = np.ascontiguousarray(lmk, dtype=np.float32)     # a slice or a transpose: the kernels read rows
     if a.shape != (NUM_LANDMARKS, 3):
         raise ShapeError(f"expected landmarks of shape (478, 3) (MediaPipe FaceMesh with refine_landmarks), "
                          f"got {a.shape}")
