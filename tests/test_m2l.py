@@ -90,6 +90,9 @@ def test_reader_problem(corpus_metas):
     assert "qualifies 'yawn'" in r.problem("The face looks softly yawn, and then shakes the head.")
     assert "qualifies 'yawn'" in r.problem("The face looks softly yawn,", partial=True)
     assert r.problem("The face looks softly joy", partial=True) is None                 # may become "joyful"
+    # a growing word that no emotion begins with (the demo's "breaks into a subtly breaks ...")
+    assert "begins no emotion" in r.problem("The face starts calm and breaks into a subtly br", partial=True)
+    assert r.problem("The face starts calm and breaks into a subtly ap", partial=True) is None   # "apathetic"
 
 
 def test_bleu_rouge():
@@ -333,6 +336,41 @@ def test_malformed_answer_repaired_by_beams(shipped_m2l, shipped_tokenizer, monk
     assert shipped_m2l.caption(it.tokens[:50], "What does the head do?") == bad
     monkeypatch.setattr(shipped_m2l, "repair_beams", 0)
     assert shipped_m2l.caption(it.tokens[:50]) == bad
+
+
+def test_beams_go_on_past_rejected_likeliest_words(shipped_m2l, shipped_tokenizer):
+    """With `reject`, a beam continues with the best allowed word even when
+    every one of its likeliest continuations is rejected (a model stuck in a
+    loop after "breaks into a subtly" ranks "breaks" first): here the four
+    likeliest first words are all rejected."""
+    import torch
+
+    it = synthetic_items(seed=99, clips=3, tokenizer=shipped_tokenizer)[0]
+    prompt = "Describe the facial motion."
+    with torch.no_grad():
+        ctx = torch.tensor([shipped_m2l._context(it.tokens[:100], prompt)])
+        logits, _ = shipped_m2l._beam_stepper(ctx, 64, 4)
+    banned = {shipped_m2l.vocab.decode([int(t)]).strip() for t in logits[0].topk(4).indices}
+    got = shipped_m2l._beams(it.tokens[:100], prompt, 64, 4,
+                             reject=lambda t: t.split()[0] in banned if t.strip() else False)
+    assert got and not any(g.split()[0] in banned for g in got), (banned, got)
+
+
+def test_repair_tries_twice_the_beams(shipped_m2l, shipped_tokenizer, monkeypatch):
+    """When no beam of repair_beams ends well formed, twice as many try once
+    more; the first well-formed answer wins."""
+    it = synthetic_items(seed=99, clips=3, tokenizer=shipped_tokenizer)[1]
+    good = "The face looks mildly joyful, and then nods."
+    calls = []
+
+    def beams(seq, prompt, n, width, reject=None):
+        calls.append(width)
+        return ["The face looks subtly breaks"] * width if width == shipped_m2l.repair_beams else [good]
+
+    monkeypatch.setattr(shipped_m2l, "_generate", lambda seqs, prompt, n: ["The face nods."] * len(seqs))
+    monkeypatch.setattr(shipped_m2l, "_beams", beams)
+    assert shipped_m2l.caption(it.tokens[:50]) == good
+    assert calls == [shipped_m2l.repair_beams, 2 * shipped_m2l.repair_beams]
 
 
 def test_bad_input(shipped_m2l, shipped_tokenizer):

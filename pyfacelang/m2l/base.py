@@ -111,8 +111,10 @@ class CaptionModel(ABC):
         whose emotion has barely begun, "The face starts neutral, then
         becomes subtly, and then leans in." Such an answer is replaced by
         the best beam-search answer without the fault (beams that leave an
-        intensity word dangling are pruned as they grow); if none is
-        well formed, the greedy answer stays."""
+        intensity word dangling are pruned as they grow); when no beam of
+        `repair_beams` ends well formed, twice as many try once more (a rare
+        window: the demo's first, 2 s into a smile); if none does either,
+        the greedy answer stays."""
         if prompt not in PROMPTS["describe"] or self.repair_beams < 2:
             return
         from .evaluate import default_reader
@@ -120,10 +122,12 @@ class CaptionModel(ABC):
         for i, text in enumerate(out):
             if reader.problem(text) is None:
                 continue
-            for cand in self._beams(seqs[i], prompt, max_new_tokens, self.repair_beams,
-                                    reject=lambda t: reader.problem(t, partial=True) is not None):
-                if reader.problem(cand) is None:
-                    out[i] = cand
+            for beams in (self.repair_beams, 2 * self.repair_beams):
+                good = [c for c in self._beams(seqs[i], prompt, max_new_tokens, beams,
+                                               reject=lambda t: reader.problem(t, partial=True) is not None)
+                        if reader.problem(c) is None]
+                if good:
+                    out[i] = good[0]
                     self.repaired += 1
                     break
 

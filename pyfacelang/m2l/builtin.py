@@ -214,11 +214,17 @@ class BuiltinCaptioner(CaptionModel):
         logits, step_fn = self._beam_stepper(ctx, max_new_tokens, beams)                # answers are text only
         alive = [([], 0.0)]                                                             # (ids, summed logp)
         done: list[tuple[float, list]] = []
+        # with `reject`, each beam offers more continuations than it keeps, so
+        # that a beam whose likeliest next words are all rejected goes on with
+        # the best allowed one (after "breaks into a subtly" a model stuck in a
+        # loop ranks "breaks" first and the emotions below the top 8); without,
+        # the top `beams` of each beam hold the global top `beams`
+        width = min(logits.shape[-1], beams if reject is None else 8 * beams)
         for step in range(max_new_tokens):
             logp = torch.log_softmax(logits.float(), -1)                                # (A, K)
-            top_lp, top_id = (t.tolist() for t in logp.topk(beams, -1))                 # (A, beams) each
+            top_lp, top_id = (t.tolist() for t in logp.topk(width, -1))                 # (A, width) each
             cand = sorted(((alive[a][1] + top_lp[a][j], a, top_id[a][j])
-                           for a in range(len(alive)) for j in range(beams)), reverse=True)
+                           for a in range(len(alive)) for j in range(width)), reverse=True)
             nxt_alive, rows, ids = [], [], []
             for score, a, t in cand:
                 if t == vocab.eos:

@@ -63,21 +63,27 @@ class CaptionReader:
         # real faces sometimes put something else there: "looks softly yawn"
         self.qualified = re.compile(r"\b(" + alt + r")\s+(\w+)\b")
         self.emotion_first = frozenset(e.lower().split()[0] for e in vocab.emotions)
+        # and every start of one: a word still growing after an intensity word
+        # must be able to become an emotion ("softly jo" may, "subtly br" may not)
+        self.emotion_prefixes = frozenset(w[:n] for w in self.emotion_first for n in range(1, len(w) + 1))
 
     def problem(self, text: str, partial: bool = False) -> str | None:
         """Why a describe answer is malformed, or None. Every caption and
         paraphrase in the corpus names an emotion and puts each intensity
         word right before the emotion it qualifies. `partial`: `text` is an
         unfinished prefix (only a dangling intensity word already followed
-        by punctuation or "and"/"then", or one followed by a finished word
-        that begins no emotion, counts)."""
+        by punctuation or "and"/"then", or one followed by a word that
+        begins no emotion, or by the start of a word that cannot become
+        one, counts)."""
         free = self._free(text)[0]
         for m in self.dangling.finditer(free):
             if m.group(2) or not partial:
                 return f"the intensity word '{m.group(1)}' qualifies nothing"
         for m in self.qualified.finditer(free):
-            if partial and m.end(2) == len(free):
-                continue     # the last word may still be growing ("softly joy" -> "joyful")
+            if partial and m.end(2) == len(free):    # the last word may still be growing ("softly joy" -> "joyful")
+                if m.group(2) not in self.emotion_prefixes:
+                    return f"the intensity word '{m.group(1)}' is followed by '{m.group(2)}', which begins no emotion"
+                continue
             if m.group(2) not in self.emotion_first:
                 return f"the intensity word '{m.group(1)}' qualifies '{m.group(2)}', not an emotion"
         if not partial and not self.emotion.search(free):
