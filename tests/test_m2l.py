@@ -93,6 +93,10 @@ def test_reader_problem(corpus_metas):
     # a growing word that no emotion begins with (the demo's "breaks into a subtly breaks ...")
     assert "begins no emotion" in r.problem("The face starts calm and breaks into a subtly br", partial=True)
     assert r.problem("The face starts calm and breaks into a subtly ap", partial=True) is None   # "apathetic"
+    # a word spelled out of pieces, that no caption uses (the live soak's "visiblying the head")
+    assert "'visiblying' is not a word" in r.problem("The face looks visiblying the head, and then nods.")
+    assert "'visiblyi' begins no word" in r.problem("The face looks visiblyi", partial=True)
+    assert r.problem("The face looks visibly", partial=True) is None
 
 
 def test_bleu_rouge():

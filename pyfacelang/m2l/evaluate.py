@@ -66,6 +66,11 @@ class CaptionReader:
         # and every start of one: a word still growing after an intensity word
         # must be able to become an emotion ("softly jo" may, "subtly br" may not)
         self.emotion_prefixes = frozenset(w[:n] for w in self.emotion_first for n in range(1, len(w) + 1))
+        # every word a caption or paraphrase can use (captions.py's templates
+        # and the vocabulary's words and phrases): a word the model spells
+        # out of pieces, "visiblying", "breakslinging", is none of them
+        self.known_words = _caption_words(vocab)
+        self.known_prefixes = frozenset(w[:n] for w in self.known_words for n in range(1, len(w) + 1))
 
     def problem(self, text: str, partial: bool = False) -> str | None:
         """Why a describe answer is malformed, or None. Every caption and
@@ -75,6 +80,14 @@ class CaptionReader:
         by punctuation or "and"/"then", or one followed by a word that
         begins no emotion, or by the start of a word that cannot become
         one, counts)."""
+        words = _WORD.findall(text.lower())
+        if partial and words and text[-1:].isalnum():     # the last word may still be growing
+            if words[-1] not in self.known_prefixes:
+                return f"'{words[-1]}' begins no word the captions use"
+            words = words[:-1]
+        for w in words:
+            if w not in self.known_words:
+                return f"'{w}' is not a word the captions use"
         free = self._free(text)[0]
         for m in self.dangling.finditer(free):
             if m.group(2) or not partial:
@@ -128,6 +141,22 @@ class CaptionReader:
             anyw = self.intensity_any.search(free)
             level = self.vocab.intensities[anyw.group(1)] if anyw else None
         return {"emotion_group": group, "intensity": level, "motions": motions}
+
+
+def _caption_words(vocab: Vocabulary) -> frozenset:
+    """The lower-cased words of every caption and paraphrase the corpus can
+    write: the templates of corpus/captions.py and the vocabulary's emotions,
+    intensities, tempo words and action and head-motion phrases (and their
+    -ing forms)."""
+    from ..corpus import captions as C
+
+    d = vocab.data
+    texts = [*C.SUBJECTS, *C.RISING, *C.STEADY, *C.SEQUENCE, *C.PRELUDE, "while meanwhile at the same time",
+             "and finally an", *vocab.emotions, *vocab.intensities, *d["tempo"]]
+    for section in (d["actions"], d["head_motions"]):
+        for rec in section.values():
+            texts += [form for p in rec["phrases"] for form in (p, _gerund(p))]
+    return frozenset(w for t in texts for w in _WORD.findall(t.lower()) if w not in ("act", "int", "emo", "speed"))
 
 
 @lru_cache(maxsize=1)
