@@ -76,6 +76,13 @@ class CaptionModel(ABC):
         another rate are resampled by `caption_windows`)."""
         return float(self.meta["fps"])
 
+    @property
+    def template_captions(self) -> bool:
+        """Trained on captions that corpus/captions.py's templates wrote (a
+        synthetic corpus; recorded by `train m2l`); models without the record
+        are taken as trained on free text."""
+        return bool(self.meta.get("template_captions", False))
+
     def check_tokenizer(self, sha256: str | None, where: str = "the tokenizer") -> None:
         """Refuse tokens from another tokenizer (a different codebook means
         different token meanings)."""
@@ -119,13 +126,14 @@ class CaptionModel(ABC):
             return
         from .evaluate import default_reader
         reader = default_reader()
+        words = self.template_captions       # only then are the templates' words all the words there are
         for i, text in enumerate(out):
-            if reader.problem(text) is None:
+            if reader.problem(text, words=words) is None:
                 continue
             for beams in (self.repair_beams, 2 * self.repair_beams):
                 good = [c for c in self._beams(seqs[i], prompt, max_new_tokens, beams,
-                                               reject=lambda t: reader.problem(t, partial=True) is not None)
-                        if reader.problem(c) is None]
+                                               reject=lambda t: reader.problem(t, True, words) is not None)
+                        if reader.problem(c, words=words) is None]
                 if good:
                     out[i] = good[0]
                     self.repaired += 1

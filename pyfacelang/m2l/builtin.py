@@ -223,11 +223,13 @@ class BuiltinCaptioner(CaptionModel):
         for step in range(max_new_tokens):
             logp = torch.log_softmax(logits.float(), -1)                                # (A, K)
             top_lp, top_id = (t.tolist() for t in logp.topk(width, -1))                 # (A, width) each
-            cand = sorted(((alive[a][1] + top_lp[a][j], a, top_id[a][j])
+            cand = sorted(((alive[a][1] + top_lp[a][j], a, top_id[a][j], j)
                            for a in range(len(alive)) for j in range(width)), reverse=True)
             nxt_alive, rows, ids = [], [], []
-            for score, a, t in cand:
+            for score, a, t, j in cand:
                 if t == vocab.eos:
+                    if j >= beams:       # an ending is only taken from a beam's top `beams`, as without reject
+                        continue
                     n = len(alive[a][0]) + 1
                     done.append((score / n, alive[a][0]))
                 elif len(nxt_alive) < beams and not (reject and reject(vocab.decode(alive[a][0] + [t]))):

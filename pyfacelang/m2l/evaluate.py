@@ -72,22 +72,25 @@ class CaptionReader:
         self.known_words = _caption_words(vocab)
         self.known_prefixes = frozenset(w[:n] for w in self.known_words for n in range(1, len(w) + 1))
 
-    def problem(self, text: str, partial: bool = False) -> str | None:
+    def problem(self, text: str, partial: bool = False, words: bool = True) -> str | None:
         """Why a describe answer is malformed, or None. Every caption and
         paraphrase in the corpus names an emotion and puts each intensity
         word right before the emotion it qualifies. `partial`: `text` is an
         unfinished prefix (only a dangling intensity word already followed
         by punctuation or "and"/"then", or one followed by a word that
         begins no emotion, or by the start of a word that cannot become
-        one, counts)."""
-        words = _WORD.findall(text.lower())
-        if partial and words and text[-1:].isalnum():     # the last word may still be growing
-            if words[-1] not in self.known_prefixes:
-                return f"'{words[-1]}' begins no word the captions use"
-            words = words[:-1]
-        for w in words:
-            if w not in self.known_words:
-                return f"'{w}' is not a word the captions use"
+        one, counts). `words`: also a word that no caption template can write
+        is a fault (for models trained on the corpus's template captions; a
+        model trained on free text has other words)."""
+        if words:
+            ws = _WORD.findall(text.lower())
+            if partial and ws and text[-1:].isalnum():     # the last word may still be growing
+                if ws[-1] not in self.known_prefixes:
+                    return f"'{ws[-1]}' begins no word the captions use"
+                ws = ws[:-1]
+            for w in ws:
+                if w not in self.known_words:
+                    return f"'{w}' is not a word the captions use"
         free = self._free(text)[0]
         for m in self.dangling.finditer(free):
             if m.group(2) or not partial:
@@ -153,9 +156,13 @@ def _caption_words(vocab: Vocabulary) -> frozenset:
     d = vocab.data
     texts = [*C.SUBJECTS, *C.RISING, *C.STEADY, *C.SEQUENCE, *C.PRELUDE, "while meanwhile at the same time",
              "and finally an", *vocab.emotions, *vocab.intensities, *d["tempo"]]
-    for section in (d["actions"], d["head_motions"]):
-        for rec in section.values():
-            texts += [form for p in rec["phrases"] for form in (p, _gerund(p))]
+    for word, rec in d["head_motions"].items():
+        texts += [form for p in rec["phrases"] for form in (p, _gerund(p))]
+    for word, rec in d["actions"].items():     # as render writes them: with each tempo word, and as -ing forms
+        for variant in range(len(rec["phrases"])):
+            for tempo in (None, *d["tempo"]):
+                phrase = C._action_phrase({"word": word, "tempo": tempo}, d, variant)[0]
+                texts += [phrase, _gerund(phrase)]    # ("squints, lingering" -> "squints,ing lingering")
     return frozenset(w for t in texts for w in _WORD.findall(t.lower()) if w not in ("act", "int", "emo", "speed"))
 
 

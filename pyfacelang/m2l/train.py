@@ -62,7 +62,13 @@ def train_m2l(corpus, out, cfg: M2LTrainConfig, *, base: str = "builtin", tokeni
     extra = retracked_items(corpus, out, cfg, tok, retracked, log)
     if extra:
         log(f"retracked clips: {len(extra)} ({cfg.retracked_share:.0%} of examples)")
-    meta = {"tokenizer_sha256": tok.sha256, "codebook_size": tok.codebook_size, "fps": fps}
+    # captions written by corpus/captions.py's templates (synthetic corpora and
+    # their retracked copies; ingested clips carry people's own words): the
+    # caption reader may then also hold answers to the templates' words
+    from ..corpus.store import Corpus
+    templates = Corpus(corpus).config.get("kind") in ("synthetic", "retracked")
+    meta = {"tokenizer_sha256": tok.sha256, "codebook_size": tok.codebook_size, "fps": fps,
+            "template_captions": templates}
     recipe = {"train": cfg.to_dict(), "base": str(base), **meta}
     model = _make_model(base, cfg, items, meta, out, tok)
     net = model.module()
