@@ -43,6 +43,18 @@ void check(int status, const char* what) {
   throw std::runtime_error(msg);
 }
 
+// Runs a kernel entry point (returning a Status) without the GIL, so other
+// Python threads (the live loop's) go on meanwhile; raises on failure.
+template <typename Fn>
+void run_nogil(const char* what, Fn fn) {
+  int st;
+  {
+    py::gil_scoped_release nogil;
+    st = fn();
+  }
+  check(st, what);
+}
+
 bool built_with_cuda() {
 #ifdef FACELANG_WITH_CUDA
   return true;
@@ -135,12 +147,7 @@ PYBIND11_MODULE(_C, m) {
         a.K = K;
         a.num_threads = num_threads;
         a.stream = reinterpret_cast<void*>(stream);
-        int st;
-        {
-          py::gil_scoped_release nogil;
-          st = blend(a, on_cuda);
-        }
-        check(st, "blend");
+        run_nogil("blend", [&] { return blend(a, on_cuda); });
       },
       py::arg("out"), py::arg("tmpl"), py::arg("basis"), py::arg("coeffs"), py::arg("rot"),
       py::arg("trans"), py::arg("scale"), py::arg("B"), py::arg("V"), py::arg("K"),
@@ -188,12 +195,7 @@ PYBIND11_MODULE(_C, m) {
         a.num_threads = num_threads;
         a.stream = reinterpret_cast<void*>(stream);
         a.scratch = ptr<double>(scratch);
-        int st;
-        {
-          py::gil_scoped_release nogil;
-          st = fit(a, on_cuda);
-        }
-        check(st, "fit");
+        run_nogil("fit", [&] { return fit(a, on_cuda); });
       },
       "Bounded Levenberg-Marquardt face fit for N frames (see csrc/fit/fit.h). `model` maps "
       "tmpl/basis/weights/lo/hi/prior/l1/gram/cross/bsum/gram_t/cross_t to addresses and pivot to 3 floats.");
@@ -213,12 +215,7 @@ PYBIND11_MODULE(_C, m) {
         a.exact = exact;
         a.num_threads = num_threads;
         a.stream = reinterpret_cast<void*>(stream);
-        int st;
-        {
-          py::gil_scoped_release nogil;
-          st = vq(a, on_cuda);
-        }
-        check(st, "vq");
+        run_nogil("vq", [&] { return vq(a, on_cuda); });
       },
       py::arg("x"), py::arg("codebook"), py::arg("idx"), py::arg("dist"), py::arg("N"), py::arg("K"), py::arg("D"),
       py::arg("exact"), py::arg("on_cuda"), py::arg("num_threads") = 0, py::arg("stream") = 0,
@@ -229,12 +226,7 @@ PYBIND11_MODULE(_C, m) {
       [](py::dict model, std::uintptr_t ids) {
         std::vector<DecodeLayer> layers;
         DecodeArgs a = decode_args(model, layers);
-        int st;
-        {
-          py::gil_scoped_release nogil;
-          st = decode_step_cpu(a, ptr<const int64_t>(ids));
-        }
-        check(st, "decode_step");
+        run_nogil("decode_step", [&] { return decode_step_cpu(a, ptr<const int64_t>(ids)); });
       },
       py::arg("model"), py::arg("ids"),
       "One decoding step of the transformer for R rows: int64 ids (R,) -> logits (see csrc/decode/decode.h).");
@@ -251,12 +243,7 @@ PYBIND11_MODULE(_C, m) {
         a.top_k = top_k;
         a.rng_state = ptr<uint64_t>(rng_state);
         a.out = ptr<int64_t>(out);
-        int st;
-        {
-          py::gil_scoped_release nogil;
-          st = decode_cpu(a);
-        }
-        check(st, "decode");
+        run_nogil("decode", [&] { return decode_cpu(a); });
       },
       py::arg("model"), py::arg("n_tokens"), py::arg("cfg_scale"), py::arg("temperature"), py::arg("top_k"),
       py::arg("rng_state"), py::arg("out"), py::arg("stop_id") = -1,
@@ -284,12 +271,7 @@ PYBIND11_MODULE(_C, m) {
         a.y = ptr<float>(y);
         a.N = N;
         a.num_threads = num_threads;
-        int st;
-        {
-          py::gil_scoped_release nogil;
-          st = mlp_cpu(a);
-        }
-        check(st, "mlp");
+        run_nogil("mlp", [&] { return mlp_cpu(a); });
       },
       py::arg("layers"), py::arg("activation"), py::arg("x"), py::arg("y"), py::arg("N"), py::arg("num_threads") = 0,
       "Forward of a small MLP on the CPU: layers [(W (out, in), b or 0, in, out)], GELU (0 exact, 1 tanh) between "
@@ -327,12 +309,7 @@ PYBIND11_MODULE(_C, m) {
         a.out = ptr<double>(out);
         a.fitted = ptr<float>(fitted);
         a.residual = ptr<double>(residual);
-        int st;
-        {
-          py::gil_scoped_release nogil;
-          st = track_step_cpu(a);
-        }
-        check(st, "track_step");
+        run_nogil("track_step", [&] { return track_step_cpu(a); });
       },
       "One frame's One Euro filter, fitted landmarks and residual after a fit, on raw host buffers "
       "(see csrc/track/track.h).");

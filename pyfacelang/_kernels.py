@@ -250,11 +250,6 @@ class MLP:
         self.activation, self.num_threads = activation, num_threads
         self._act = self._ACTIVATIONS[activation]
 
-    @classmethod
-    def from_linears(cls, linears, activation: str = "none", **kw) -> "MLP":
-        """From torch.nn.Linear modules in order."""
-        return cls([m.weight for m in linears], [m.bias for m in linears], activation, **kw)
-
     def __call__(self, x) -> torch.Tensor:
         """(N, in) rows (tensor or array, CPU) -> (N, out) float32 tensor."""
         x = torch.as_tensor(x)
