@@ -24,11 +24,11 @@ TEXTS = ["the person smiles broadly", "a faint smile", "winks with the left eye"
          "an angry frown, then a slow head shake"]
 
 
-def tiny_model(conditioning="prefix", max_frames=40, seed=0, code_features=False):
+def tiny_model(conditioning="prefix", max_frames=40, seed=0, code_features=False, mask_token=False):
     torch.manual_seed(seed)
     enc = BuiltinTextEncoder.create(TextEncoderConfig(vocab=300, d_model=16, n_layer=1, n_head=2), TEXTS * 3)
     cfg = MotionGPTConfig(conditioning=conditioning, d_model=32, n_layer=2, n_head=2, max_frames=max_frames,
-                          length_bins=16, dropout=0.0, code_features=code_features)
+                          length_bins=16, dropout=0.0, code_features=code_features, mask_token=mask_token)
     code_motion = np.random.default_rng(seed).random((50, 55)) if code_features else None
     m = TextToMotion.create(cfg, enc, {"tokenizer_sha256": "ab" * 32, "codebook_size": 50, "fps": 25.0}, code_motion)
     m.modules.eval()
@@ -59,11 +59,12 @@ def test_causal_and_padding_masks(conditioning):
 
 
 @pytest.mark.parametrize("backend", ["kernel", "torch"])
-@pytest.mark.parametrize("conditioning,cfg_scale,code_features", [("prefix", 1.0, False), ("prefix", 2.0, False),
-                                                                  ("global", 1.0, False), ("prefix", 2.0, True)])
-def test_kv_cache_matches_full_forward(conditioning, cfg_scale, code_features, backend):
+@pytest.mark.parametrize("conditioning,cfg_scale,code_features,mask_token", [
+    ("prefix", 1.0, False, False), ("prefix", 2.0, False, False), ("global", 1.0, False, False),
+    ("prefix", 2.0, True, False), ("prefix", 2.0, True, True)])
+def test_kv_cache_matches_full_forward(conditioning, cfg_scale, code_features, mask_token, backend):
     """Greedy decoding with the cache picks the argmax of a full forward pass over its own output."""
-    m = tiny_model(conditioning, code_features=code_features)
+    m = tiny_model(conditioning, code_features=code_features, mask_token=mask_token)
     texts = [TEXTS[0], TEXTS[4]]
     toks = m.generate(texts, frames=30, sample=SampleConfig(temperature=0.0, cfg_scale=cfg_scale), backend=backend)
     assert toks.shape == (2, 30) and toks.dtype == np.int64
@@ -206,129 +207,6 @@ def test_builtin_encoder_unknown_words():
 
 
 # ------------------------------------------------------------ training
-def test_prompt_mix():
-    """Examples take the caption, a paraphrase or a short prompt in the
-    configured shares; a clip without short prompts falls back to the others."""
-    from types import SimpleNamespace
-
-    from pyfacelang.l2m.train import PromptSampler
-    cfg = dataclasses.replace(PRESETS["tiny"], short_prompt=PRESETS["default"].short_prompt,
-                              paraphrase=PRESETS["default"].paraphrase)
-    items = [SimpleNamespace(caption="The person looks faintly joyful.", paraphrases=["Someone is faintly joyful."],
-                             prompts=["a faint smile"], tokens=np.zeros(20, np.int64))]
-    texts = PromptSampler(items, cfg, seed=0, n_codes=8).batch(4000)[0]
-    share = {t: texts.count(t) / len(texts) for t in set(texts)}
-    assert abs(share["a faint smile"] - cfg.short_prompt) < 0.03
-    assert abs(share["Someone is faintly joyful."] - cfg.paraphrase) < 0.03
-    items[0].prompts = []
-    texts = PromptSampler(items, cfg, seed=0, n_codes=8).batch(2000)[0]
-    assert "a faint smile" not in texts and texts.count("Someone is faintly joyful.") > 0.3 * len(texts)
-
-
-@pytest.mark.parametrize("corrupt", [0.0, 0.5, 1.0])
-def test_input_corruption_keeps_targets(corrupt):
-    from types import SimpleNamespace
-
-    from pyfacelang.l2m.train import PromptSampler
-    rng = np.random.default_rng(0)
-    items = [SimpleNamespace(caption=f"clip {i}", paraphrases=[], prompts=[], tokens=rng.integers(0, 50, n))
-             for i, n in enumerate([30, 40, 80])]
-    cfg = dataclasses.replace(PRESETS["tiny"], corrupt=corrupt)
-    sampler = PromptSampler(items, cfg, seed=1, n_codes=50)
-    texts, seqs, uncond, inputs, *_ = sampler.batch(400)
-    if corrupt == 0:
-        assert inputs is None
-        return
-    orig = {it.caption: it.tokens for it in items}
-    changed = []
-    for t, s, x in zip(texts, seqs, inputs):
-        assert len(x) == len(s) and x.min() >= 0 and x.max() < 50
-        assert np.array_equal(s, orig[t][: len(s)])              # targets untouched
-        changed.append(np.mean(x != s))
-    # a share drawn from U(0, corrupt) of the positions is redrawn (1/50 of those land on the same code)
-    assert abs(np.mean(changed) - corrupt / 2 * 49 / 50) < 0.03
-    m = tiny_model()
-    texts, seqs, inputs = texts[:3], [s[:40] for s in seqs[:3]], [x[:40] for x in inputs[:3]]
-    clean = m.loss(texts, seqs)
-    noisy = m.loss(texts, seqs, None, inputs)
-    assert torch.isfinite(noisy) and not torch.isclose(clean, noisy)
-    with pytest.raises(ShapeError, match="input 0 has 39 tokens"):
-        m.loss(texts, seqs, None, [inputs[0][:-1], *inputs[1:]])
-
-
-@pytest.mark.parametrize("splice", [0.0, 0.3, 1.0])
-def test_spliced_context_is_read_not_scored(splice):
-    """`splice` of the examples are led by the end of another clip: the
-    clip itself follows from its start, the whole fits the window, and the
-    context's positions are not scored."""
-    from types import SimpleNamespace
-
-    from pyfacelang.l2m.train import PromptSampler
-    rng = np.random.default_rng(0)
-    items = [SimpleNamespace(caption=f"clip {i}", paraphrases=[], prompts=[], tokens=rng.integers(0, 50, n))
-             for i, n in enumerate([30, 90, 160, 200])]
-    cfg = dataclasses.replace(PRESETS["tiny"], splice=splice, corrupt=0.0)
-    W = cfg.model.max_frames
-    texts, seqs, _, _, context, _ = PromptSampler(items, cfg, seed=2, n_codes=50).batch(600)
-    ends = [it.tokens for it in items]
-    assert abs(np.mean(np.asarray(context) > 0) - splice) < 0.06
-    for t, s, c in zip(texts, seqs, context):
-        clip = items[int(t.split()[1])].tokens
-        assert len(s) <= W
-        if c == 0:
-            continue
-        assert W // 10 <= c <= W // 2 or c == 30                  # a 30-token clip gives all it has
-        assert any(np.array_equal(s[:c], e[-c:]) for e in ends)    # the end of some clip
-        assert np.array_equal(s[c:], clip[: len(s) - c])           # then this clip from its start
-    m = tiny_model()
-    texts, seqs3 = ["clip 1", "clip 2", "clip 3"], [it.tokens[:40] for it in items[1:]]
-    *_, tgt, _ = m._batch(texts, seqs3, context=[5, 0, 39])
-    assert (tgt[0, :5] == -100).all() and (tgt[0, 5:40] >= 0).all()
-    assert (tgt[1, :40] >= 0).all() and (tgt[2, :39] == -100).all() and tgt[2, 39] >= 0
-    # scoring fewer positions changes the loss; a context as long as the sequence is refused
-    assert not torch.isclose(m.loss(texts, seqs3), m.loss(texts, seqs3, context=[20, 20, 20]))
-    with pytest.raises(ShapeError, match="its context cannot be 40"):
-        m.loss(texts, seqs3, context=[40, 0, 0])
-
-
-def test_event_weights_follow_the_labels_through_crops_and_splices():
-    """With `event_weight`, the tokens of a labelled action or head motion
-    (plus the margin) weigh more in the loss; crops and spliced context move
-    the weights with their tokens; the weighted loss is the plain one when
-    every weight is 1 and refuses malformed weights."""
-    from types import SimpleNamespace
-
-    from pyfacelang.l2m.train import PromptSampler, event_weights
-    cfg = dataclasses.replace(PRESETS["tiny"], event_weight=3.0, event_margin=0.08, corrupt=0.0)
-    lab = {"actions": [{"word": "blink", "start": 0.4, "end": 0.6}], "head": {"word": "nod", "start": 4.0, "end": 5.0}}
-    it = SimpleNamespace(caption="x", paraphrases=[], prompts=[], tokens=np.arange(200) % 50, labels=lab, fps=25.0)
-    w = event_weights(it, cfg)
-    assert w.shape == (200,) and set(np.unique(w)) == {1.0, 3.0}
-    assert np.flatnonzero(w == 3).tolist() == [*range(8, 18), *range(98, 128)]   # 0.32-0.68 s, 3.92-5.08 s
-    assert (event_weights(SimpleNamespace(tokens=it.tokens, labels={"actions": []}, fps=25.0), cfg) == 1).all()
-    # crops (the window holds 160 of the 200) and splices keep each weight on its token
-    for splice in (0.0, 1.0):
-        texts, seqs, _, _, ctx, weights = PromptSampler([it], dataclasses.replace(cfg, splice=splice), 0, 50).batch(50)
-        for s, c, wb in zip(seqs, ctx, weights):
-            assert len(wb) == len(s) and (wb[:c] == 1).all()
-            start = int(np.flatnonzero(np.arange(200) % 50 == s[c])[0]) if c else None
-            if splice == 0.0:   # a crop: find its offset from the tokens' position in the ramp
-                off = next(o for o in range(0, 41) if np.array_equal(s, it.tokens[o: o + len(s)]))
-                assert np.array_equal(wb, w[off: off + len(s)])
-            else:
-                assert start == 0 and np.array_equal(wb[c:], w[: len(s) - c])
-    assert PromptSampler([it], dataclasses.replace(cfg, event_weight=1.0), 0, 50).batch(4)[-1] is None
-    m = tiny_model()
-    texts, seqs = ["a nod", "a blink"], [it.tokens[:40], it.tokens[:30]]
-    plain = m.loss(texts, seqs)
-    assert torch.isclose(plain, m.loss(texts, seqs, weights=[np.ones(40), np.ones(30)]))
-    assert not torch.isclose(plain, m.loss(texts, seqs, weights=[w[:40], w[:30]]))
-    with pytest.raises(ShapeError, match="weights 1 must be 30"):
-        m.loss(texts, seqs, weights=[np.ones(40), np.ones(29)])
-    with pytest.raises(ShapeError, match="weights 0 must be 40"):
-        m.loss(texts, seqs, weights=[np.full(40, np.nan), np.ones(30)])
-
-
 @pytest.mark.parametrize("preset", ["tiny", "tiny-codefeat"])
 def test_train_resume_save_load(tmp_path, tiny_corpus, shipped_tokenizer, preset):
     cfg = dataclasses.replace(PRESETS[preset], steps=6, checkpoint_every=3)
@@ -391,6 +269,28 @@ def test_code_features_refuse_bad_code_motion():
         tok, head = m.net.tables()
         assert torch.allclose(tok[7] - m.net.tok.weight[7], tok[9] - m.net.tok.weight[9])
         assert torch.allclose(head[7] - m.net.head.weight[7], head[9] - m.net.head.weight[9])
+
+
+def test_mask_token_model(tmp_path):
+    """A model with a <mask> input id: one more input row (never an output),
+    the decoding kernel gets the <bos>-terminated table, masked inputs change
+    the loss, and save/load keeps it."""
+    m = tiny_model(code_features=True, mask_token=True)
+    K = m.codebook_size
+    assert m.net.mask_id == K + 1 and tiny_model().net.mask_id is None
+    tok, head = m.net.tables()
+    assert tok.shape[0] == K + 2 and head.shape[0] == K
+    assert m.net.decode_weights()["tok_emb"].shape[0] == K + 1
+    seqs = [np.arange(20) % K, (np.arange(20) * 3) % K]
+    masked = [s.copy() for s in seqs]
+    masked[0][5:9] = K + 1
+    assert not torch.isclose(m.loss(TEXTS[:2], seqs), m.loss(TEXTS[:2], seqs, None, masked))
+    m.save(tmp_path / "m")
+    back = TextToMotion.load(tmp_path / "m")
+    assert back.net.cfg.mask_token and back.net.tok.weight.shape == m.net.tok.weight.shape
+    a = m.generate(TEXTS[:2], frames=15, sample=SampleConfig(temperature=0.0))
+    assert np.array_equal(a, back.generate(TEXTS[:2], frames=15, sample=SampleConfig(temperature=0.0)))
+    assert a.max() < K
 
 
 def test_load_errors(tmp_path):

@@ -284,6 +284,26 @@ def test_decode_and_bad_input(shipped):
         shipped.push(np.zeros(3))
 
 
+@pytest.mark.parametrize("k", [1, 16])
+def test_code_neighbours_are_the_nearest_looking_codes(shipped, k):
+    """Each code's neighbours are the k other codes whose held motion poses
+    the rig closest (checked by brute force in NumPy on some rows), nearest first."""
+    nb = shipped.code_neighbours(k)
+    K = shipped.codebook_size
+    assert nb.shape == (K, k) and nb.dtype == np.int64 and nb.min() >= 0 and nb.max() < K
+    assert not (nb == np.arange(K)[:, None]).any()
+    with torch.no_grad():
+        x = shipped.model.geometry.posed(torch.from_numpy(shipped.code_motion())).reshape(K, -1).double().numpy()
+    for i in np.random.default_rng(k).choice(K, 12, replace=False):
+        d = np.sqrt(((x - x[i]) ** 2).sum(1))
+        d[i] = np.inf
+        got = d[nb[i]]
+        assert np.all(np.diff(got) >= -1e-2) and got[-1] <= np.sort(d)[k - 1] + 1e-2, i   # mm, float32 sums
+    for bad in (0, K):
+        with pytest.raises(ShapeError, match="k must be"):
+            shipped.code_neighbours(bad)
+
+
 def test_motion_layout_helpers():
     names = ["id_00"] + list(MOTION_NAMES) + ["head_tx"]
     p = np.arange(3 * len(names), dtype=np.float32).reshape(3, -1)

@@ -68,6 +68,17 @@ class MotionGPTConfig:
     # recipe turns it on; off here for models saved before it existed (their
     # config lacks the key).
     code_features: bool = False
+    # Training inputs that are corrupted (L2MTrainConfig.corrupt) become one
+    # learnt <mask> id instead of another code. A replacement code looks like
+    # a real token, so a model trained on them learns to distrust every
+    # token it reads, including the first frames of a nod it has itself
+    # begun; a <mask> says "unknown", so the tokens it does see stay
+    # trustworthy while the masked ones still force it to read the words.
+    # Generation never feeds it. Measured (preset "mask", session 34): it
+    # does commit to a head motion sooner, but copies what it sees and stops
+    # reading the expression words, so it is off in the shipped recipe (and
+    # for models saved before it existed).
+    mask_token: bool = False
 
     def __post_init__(self):
         if self.conditioning not in CONDITIONINGS:
@@ -155,6 +166,19 @@ class L2MTrainConfig:
     # teacher-forced Tok (0.64 at 0.8, 0.69 at 0.5), since a model that
     # trusts its inputs less copies them less.
     corrupt: float = 0.8
+    # Share of the corrupted input tokens replaced by one of the
+    # `corrupt_near_k` codes that look most like the true one (posed vertex
+    # distance of what the codes decode to) instead of a uniformly random
+    # code. The idea: a random code says nothing of the pose it replaces, so
+    # a model trained on up to 80% of them learns to distrust its context,
+    # and the start of a nod in it; a near code still hides the exact id (no
+    # reward for copying) but keeps roughly where the head and face are.
+    # Measured, it does not help (preset "near", session 34): the head turns
+    # less and nods no sooner. 0 = random codes only (every shipped recipe).
+    corrupt_near: float = 0.0
+    # How many of a code's nearest codes a near replacement is drawn from (16:
+    # about 2.2 mm apart, the median code being 9.7 mm from another).
+    corrupt_near_k: int = 16
     # Loss weight of the target tokens inside a labelled action or head
     # motion (its start to end, `event_margin` seconds either side), against
     # 1 for the rest. Those events are short (a nod ~1 s in a 2-10 s clip),
@@ -178,6 +202,16 @@ class L2MTrainConfig:
     corpus_prelude: float = 0.0
     seed: int = 0
     threads: int = 0  # torch intra-op threads; 0 = torch's default
+
+    def __post_init__(self):
+        for name in ("corrupt", "corrupt_near"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise FaceLangError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.corrupt_near > 0 and self.model.mask_token:
+            raise FaceLangError("corrupt_near draws replacement codes, but this model masks its corrupted "
+                                "inputs (mask_token): use one or the other")
+        if self.corrupt_near_k < 1:
+            raise FaceLangError(f"corrupt_near_k must be at least 1, got {self.corrupt_near_k}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -230,6 +264,33 @@ PRESETS = {
     # does not pick the axis.
     "events": replace(_DEFAULT, event_weight=3.0),
     "events6": replace(_DEFAULT, event_weight=6.0),
+    # Not shipped: corrupted inputs drawn from near codes (all of them, or
+    # half; L2MTrainConfig.corrupt_near), session 34, 1600 steps on 1 thread
+    # (3787 s beside another run; near-half stopped at step 1050, no better
+    # at 1000). Words are read as well as shipped (8 samples, seeds 0/1:
+    # "faintly" / "extremely joyful" 0.19-0.20 / 0.84-0.85, "slightly" /
+    # "intensely happy" 0.25-0.27 / 0.83, "a faint" / "an extremely broad
+    # smile" 0.17-0.18 / 0.88-0.89), but the head is not: "nods slowly"
+    # pitch / yaw 3.0-3.6 / 3.9-7.7 degrees, held turns weaker ("looks up"
+    # pitch 6-8, shipped 13.5-15; "turns the head to the left" yaw 7-8,
+    # shipped 14-15), Tok 0.728 (shipped 0.764, 300 test clips). Primed with a corpus nod up to k
+    # frames past its onset, it carries on no sooner than the shipped model
+    # (own-axis range over the nod, true 20.4: k = 0, 1, 2, 4, 8 -> 3.1,
+    # 2.6, 5.5, 13.9, 14.3; shipped 2.8, 3.2, 5.1, 9.5, 15.4).
+    "near": replace(_DEFAULT, corrupt_near=1.0),
+    "near-half": replace(_DEFAULT, corrupt_near=0.5),
+    # Not shipped: corrupted inputs masked (MotionGPTConfig.mask_token),
+    # session 34, 1600 steps on 1 thread (3969 s beside other runs). The
+    # other end of the trade: it commits to a head motion sooner (primed k =
+    # 0, 1, 2, 4, 8 frames past a nod's onset: 5.8, 6.3, 6.9, 11.7, 15.1
+    # degrees; shipped 2.8, 3.2, 5.1, 9.5, 15.4) and the head moves when
+    # asked ("nods slowly" 12.5-13.2 degrees, shipped ~4), but on both axes
+    # alike (yaw 11.2-13.1), and it no longer reads the expression words:
+    # "faintly" / "extremely joyful" 0.10-0.11 / 0.00-0.02, "a faint" / "an
+    # extremely broad smile" 0.01-0.04 / 0.23-0.42 (seeds 0/1; shipped 0.19 /
+    # 0.87 and 0.14-0.17 / 0.81-0.86). Tok 0.770 (shipped 0.764). The tokens
+    # it sees are all true, so it copies them, as a clean-input model does.
+    "mask": replace(_DEFAULT, model=replace(_DEFAULT.model, mask_token=True)),
     # The name the shipped model was trained under (= default).
     "codefeat": _DEFAULT,
     # The default of sessions 19-26: face-token ids only, no code features.

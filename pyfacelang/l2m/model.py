@@ -43,7 +43,7 @@ class MotionGPT(nn.Module):
         self.cond_proj = nn.Sequential(nn.LayerNorm(text_dim), nn.Linear(text_dim, d))
         self.null = nn.Parameter(torch.zeros(1, d))
         self.prefix_pos = nn.Embedding(cfg.max_prefix, d)
-        self.tok = nn.Embedding(n_codes + 1, d)            # the last id is <bos>
+        self.tok = nn.Embedding(n_codes + 1 + int(cfg.mask_token), d)   # then <bos> (and <mask>)
         self.pos = nn.Embedding(cfg.max_frames, d)
         self.length = nn.Embedding(cfg.length_bins, d)
         self.drop = nn.Dropout(cfg.dropout)
@@ -65,6 +65,11 @@ class MotionGPT(nn.Module):
     def bos(self) -> int:
         return self.n_codes
 
+    @property
+    def mask_id(self) -> int | None:
+        """The <mask> input id of a model trained with masked inputs, else None."""
+        return self.n_codes + 1 if self.cfg.mask_token else None
+
     def set_code_motion(self, code_motion) -> None:
         """Fill `code_feat` from the tokenizer's `code_motion()` (K, 55),
         standardised per column over the codebook (head rotations in radians
@@ -79,11 +84,13 @@ class MotionGPT(nn.Module):
         self.code_feat.copy_(torch.as_tensor(z, dtype=torch.float32))
 
     def tables(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """-> input embeddings (K + 1, D) (the last row is <bos>) and output
-        rows (K, D), with the code features added when the model has them."""
+        """-> input embeddings (K + 1, D) (row K is <bos>; a <mask> row
+        follows in models with `mask_token`) and output rows (K, D), with the
+        code features added when the model has them."""
         if not self.cfg.code_features:
             return self.tok.weight, self.head.weight
-        tok = self.tok.weight + F.pad(self.code_in(self.code_feat), (0, 0, 0, 1))   # <bos> gets none
+        extra = self.tok.weight.shape[0] - self.n_codes
+        tok = self.tok.weight + F.pad(self.code_in(self.code_feat), (0, 0, 0, extra))   # <bos>, <mask> get none
         return tok, self.head.weight + self.code_out(self.code_feat)
 
     # -------------------------------------------------------------- prefix
@@ -143,7 +150,7 @@ class MotionGPT(nn.Module):
         with torch.no_grad():
             tok, head = self.tables()
         layers = block_weights(self.blocks)
-        return {"tok_emb": f(tok), "pos_emb": f(self.pos.weight), "lnf_w": f(self.ln.weight),
+        return {"tok_emb": f(tok[: self.n_codes + 1]), "pos_emb": f(self.pos.weight), "lnf_w": f(self.ln.weight),
                 "lnf_b": f(self.ln.bias), "head_w": f(head), "layers": layers}
 
     def step(self, ids, pos: int, lbin, keys, caches, tables=None):

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from ..atomic import remove_quietly
+from ..errors import ShapeError
 from ..training import adamw, begin, run_steps
 from .config import L2MTrainConfig
 
@@ -20,12 +21,20 @@ class PromptSampler:
     its short prompts; `cond_drop` of them with the text dropped; `splice` of
     them led by the end of another clip (context, not scored: its length is
     the fifth item); inputs with up to `corrupt` of their tokens replaced by
-    random codes (None when `corrupt` is 0), and each target token's loss
-    weight (None when `event_weight` is 1, see `event_weights`)."""
+    random codes (None when `corrupt` is 0; `corrupt_near` of those codes
+    drawn from the true code's `neighbours` row instead; the <mask> id for a
+    model with `mask_token`), and each target
+    token's loss weight (None when `event_weight` is 1, see `event_weights`)."""
 
-    def __init__(self, items, cfg: L2MTrainConfig, seed: int, n_codes: int):
+    def __init__(self, items, cfg: L2MTrainConfig, seed: int, n_codes: int, neighbours: np.ndarray | None = None):
         self.items, self.cfg, self.n_codes = items, cfg, n_codes
+        self.mask_id = n_codes + 1 if cfg.model.mask_token else None   # MotionGPT.mask_id
         self.rng = np.random.default_rng(seed)
+        if cfg.corrupt_near > 0:
+            if neighbours is None or neighbours.ndim != 2 or len(neighbours) != n_codes:
+                raise ShapeError(f"corrupt_near {cfg.corrupt_near} needs a ({n_codes}, k) neighbours table, got "
+                                 f"{None if neighbours is None else neighbours.shape}")
+        self.neighbours = neighbours
 
     def batch(self, n: int):
         r, W = self.rng, self.cfg.model.max_frames
@@ -59,9 +68,22 @@ class PromptSampler:
             for s in seqs:
                 s = np.array(s, np.int64)
                 hit = r.random(len(s)) < r.uniform(0.0, self.cfg.corrupt)
-                s[hit] = r.integers(0, self.n_codes, int(hit.sum()))
+                s[hit] = self._corrupt(s[hit])
                 inputs.append(s)
         return texts, seqs, uncond, inputs, context, (None if self.cfg.event_weight == 1.0 else weights)
+
+    def _corrupt(self, true: np.ndarray) -> np.ndarray:
+        """Replacement codes for the true codes `true` (the random draws of
+        the recipes without `corrupt_near` stay exactly as they were)."""
+        r = self.rng
+        if self.mask_id is not None:
+            return np.full(len(true), self.mask_id, np.int64)
+        out = r.integers(0, self.n_codes, len(true))
+        if self.cfg.corrupt_near > 0:
+            near = r.random(len(true)) < self.cfg.corrupt_near
+            nb = self.neighbours[true[near]]                                          # (n, k)
+            out[near] = nb[np.arange(len(nb)), r.integers(0, nb.shape[1], len(nb))]
+        return out
 
     def state(self) -> dict:
         return self.rng.bit_generator.state
@@ -137,7 +159,8 @@ def train_l2m(corpus, out, cfg: L2MTrainConfig, *, encoder: str = "builtin", tok
     model = _make_model(encoder, cfg, items, meta, out, tok)
     params = model.trainable_parameters()
     opt = adamw(params, cfg)
-    sampler = PromptSampler(items, cfg, cfg.seed, tok.codebook_size)
+    near = tok.code_neighbours(cfg.corrupt_near_k) if cfg.corrupt_near > 0 else None
+    sampler = PromptSampler(items, cfg, cfg.seed, tok.codebook_size, near)
     prog = run_steps(out, cfg, recipe, model.modules, opt, params, sampler,
                      lambda: model.loss(*sampler.batch(cfg.batch)), progress=progress, log=log)
     model.modules.eval()

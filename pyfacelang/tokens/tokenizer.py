@@ -213,6 +213,20 @@ class FaceTokenizer:
         ids = torch.arange(K, device=self.device)[:, None].expand(K, 19)      # (K, 19)
         return self.model.decode_tokens(ids)[:, 9].cpu().numpy().astype(np.float32)
 
+    @torch.no_grad()
+    def code_neighbours(self, k: int) -> np.ndarray:
+        """(K, k) int64: for each code, the k other codes whose held motion
+        (`code_motion`) looks most like it, nearest first, by the RMS distance
+        of the posed, identity-free vertices (mm)."""
+        K = self.codebook_size
+        if not 1 <= k < K:
+            raise ShapeError(f"code_neighbours: k must be in [1, {K - 1}], got {k}")
+        geo = self.model.geometry
+        x = geo.posed(torch.from_numpy(self.code_motion()).to(self.device)).reshape(K, -1)   # (K, 3V)
+        d = torch.cdist(x, x)                                                                 # (K, K)
+        d.fill_diagonal_(float("inf"))
+        return d.topk(k, dim=1, largest=False).indices.cpu().numpy().astype(np.int64)
+
     def close(self) -> None:
         self.reset()
 
