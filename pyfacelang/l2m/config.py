@@ -210,6 +210,9 @@ class L2MTrainConfig:
         if self.corrupt_near > 0 and self.model.mask_token:
             raise FaceLangError("corrupt_near draws replacement codes, but this model masks its corrupted "
                                 "inputs (mask_token): use one or the other")
+        if self.model.mask_token and self.corrupt <= 0:
+            raise FaceLangError("mask_token needs corrupt > 0: without corrupted inputs the <mask> row is never "
+                                "trained")
         if self.corrupt_near_k < 1:
             raise FaceLangError(f"corrupt_near_k must be at least 1, got {self.corrupt_near_k}")
 
@@ -321,5 +324,7 @@ PRESETS = {
     # Smoke runs for tests and quick experiments.
     "tiny": L2MTrainConfig(model=MotionGPTConfig(**_TINY_MODEL), **_TINY),
     "tiny-codefeat": L2MTrainConfig(model=MotionGPTConfig(code_features=True, **_TINY_MODEL), **_TINY),
+    "tiny-near": L2MTrainConfig(model=MotionGPTConfig(code_features=True, **_TINY_MODEL), corrupt_near=1.0, **_TINY),
+    "tiny-mask": L2MTrainConfig(model=MotionGPTConfig(code_features=True, mask_token=True, **_TINY_MODEL), **_TINY),
     "tiny-global": L2MTrainConfig(model=MotionGPTConfig(conditioning="global", **_TINY_MODEL), **_TINY),
 }

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ..atomic import remove_quietly
-from ..errors import ShapeError
+from ..errors import FaceLangError, ShapeError
 from ..training import adamw, begin, run_steps
 from .config import L2MTrainConfig
 
@@ -151,6 +151,9 @@ def train_l2m(corpus, out, cfg: L2MTrainConfig, *, encoder: str = "builtin", tok
     from ..m2l.data import corpus_items
     _require_short_prompts(corpus, cfg)
     out, tok = begin(out, cfg, tokenizer)
+    if cfg.corrupt_near > 0 and not cfg.corrupt_near_k < tok.codebook_size:
+        raise FaceLangError(f"corrupt_near_k {cfg.corrupt_near_k}: the tokenizer has {tok.codebook_size} codes, "
+                            f"so a code has at most {tok.codebook_size - 1} neighbours")
     items = corpus_items(corpus, "train", tok)
     meta = {"tokenizer_sha256": tok.sha256, "codebook_size": tok.codebook_size, "fps": items[0].fps}
     log(f"train l2m ({cfg.model.conditioning}, encoder {encoder}): {len(items)} clips, "

@@ -222,8 +222,10 @@ class FaceTokenizer:
         if not 1 <= k < K:
             raise ShapeError(f"code_neighbours: k must be in [1, {K - 1}], got {k}")
         geo = self.model.geometry
-        x = geo.posed(torch.from_numpy(self.code_motion()).to(self.device)).reshape(K, -1)   # (K, 3V)
-        d = torch.cdist(x, x)                                                                 # (K, K)
+        x = geo.posed(torch.from_numpy(self.code_motion()).to(self.device)).reshape(K, -1).double()   # (K, 3V)
+        # float64 without the matrix-product shortcut, so the order does not
+        # depend on rounding (float32 cdist reorders ~4% of rows)
+        d = torch.cdist(x, x, compute_mode="donot_use_mm_for_euclid_dist") / geo.V ** 0.5        # (K, K) mm
         d.fill_diagonal_(float("inf"))
         return d.topk(k, dim=1, largest=False).indices.cpu().numpy().astype(np.int64)
 
