@@ -276,10 +276,11 @@ PRESETS = {
     # smile" 0.17-0.18 / 0.88-0.89), but the head is not: "nods slowly"
     # pitch / yaw 3.0-3.6 / 3.9-7.7 degrees, held turns weaker ("looks up"
     # pitch 6-8, shipped 13.5-15; "turns the head to the left" yaw 7-8,
-    # shipped 14-15), Tok 0.728 (shipped 0.764, 300 test clips). Primed with a corpus nod up to k
-    # frames past its onset, it carries on no sooner than the shipped model
-    # (own-axis range over the nod, true 20.4: k = 0, 1, 2, 4, 8 -> 3.1,
-    # 2.6, 5.5, 13.9, 14.3; shipped 2.8, 3.2, 5.1, 9.5, 15.4).
+    # shipped 14-15), Tok 0.728 (shipped 0.764, 300 test clips). Primed with
+    # a corpus nod up to k frames past its onset, it carries on no sooner
+    # than the shipped model (own-axis range over the nod, true 20.4: k = 0,
+    # 1, 2, 4, 8 -> 3.1, 2.6, 5.5, 13.9, 14.3; shipped 2.8, 3.2, 5.1, 9.5,
+    # 15.4).
     "near": replace(_DEFAULT, corrupt_near=1.0),
     "near-half": replace(_DEFAULT, corrupt_near=0.5),
     # Not shipped: corrupted inputs masked (MotionGPTConfig.mask_token),

@@ -23,8 +23,8 @@ class PromptSampler:
     the fifth item); inputs with up to `corrupt` of their tokens replaced by
     random codes (None when `corrupt` is 0; `corrupt_near` of those codes
     drawn from the true code's `neighbours` row instead; the <mask> id for a
-    model with `mask_token`), and each target
-    token's loss weight (None when `event_weight` is 1, see `event_weights`)."""
+    model with `mask_token`), and each target token's loss weight (None when
+    `event_weight` is 1, see `event_weights`)."""
 
     def __init__(self, items, cfg: L2MTrainConfig, seed: int, n_codes: int, neighbours: np.ndarray | None = None):
         self.items, self.cfg, self.n_codes = items, cfg, n_codes
