@@ -158,6 +158,45 @@ def test_action_probe_loss_reaches_the_encoder():
     assert model.encoder.net[-1].weight.grad.abs().sum() > 0 and model.codebook.embed.grad is None
 
 
+def test_asymmetry_loss_scores_a_one_sided_shape_decoded_on_both_sides():
+    """The asymmetry term is weight * the squared error of each left/right
+    pair's difference (mean over frames and pairs); it is 0 on a symmetric
+    error (both sides off by the same amount), sees a wink decoded as both
+    eyes half closed, and its gradient reaches the encoder. Weight 0 adds
+    nothing and reports no term."""
+    from pyfacelang.face.arkit import ARKIT_52
+    from pyfacelang.tokens.model import GeoVQVAE
+    from pyfacelang.tokens.train import _lateral_pairs, losses
+    torch.manual_seed(0)
+    model = GeoVQVAE(TINY.model)
+    motion = torch.rand(2, 6, MOTION_DIM) * 0.5
+    plain, parts0, _, _ = losses(model, motion, 1.0)
+    total, parts, _, _ = losses(model, motion, 1.0, asymmetry_weight=7.0)
+    assert "asym_mse" not in parts0
+    rec = model(motion)[0].detach()
+    pairs = _lateral_pairs()
+    want = (((rec[..., pairs[:, 0]] - rec[..., pairs[:, 1]])
+             - (motion[..., pairs[:, 0]] - motion[..., pairs[:, 1]])) ** 2).mean()
+    torch.testing.assert_close(parts["asym_mse"], want)
+    torch.testing.assert_close(total, plain + 7.0 * want)
+    model.zero_grad()
+    parts["asym_mse"].backward()
+    assert model.encoder.net[0].weight.grad.abs().sum() > 0
+
+    # a left wink decoded as both eyes at 0.45 costs (0.9 - 0)^2 on one of
+    # the pairs; the same error on both sides costs nothing
+    L, R = ARKIT_52.index("eyeBlinkLeft"), ARKIT_52.index("eyeBlinkRight")
+    true = torch.zeros(1, 1, MOTION_DIM)
+    true[..., L] = 0.9
+    both = true.clone()
+    both[..., L] = both[..., R] = 0.45
+    for rec, cost in ((both, 0.81 / len(pairs)), (true + 0.2, 0.0)):
+        model.forward = lambda m, q=True, rec=rec: (rec, torch.zeros(1, 1), None, torch.zeros(()))
+        assert losses(model, true, 1.0, asymmetry_weight=1.0)[1]["asym_mse"].item() == pytest.approx(cost, abs=1e-7)
+    with pytest.raises(FaceLangError, match="asymmetry_weight"):
+        dataclasses.replace(TINY, asymmetry_weight=-1.0)
+
+
 def test_lateralized_windows(corpus):
     """lateral 1.0: some left/right pairs lose part of one side, nothing else
     changes and no value grows; 0.0 draws exactly the plain windows."""

@@ -182,14 +182,24 @@ class WindowSampler:
 
 
 def losses(model: GeoVQVAE, motion: torch.Tensor, param_weight: float, quantize: bool = True,
-           probe: torch.nn.Module | None = None, targets: torch.Tensor | None = None, probe_weight: float = 0.0):
+           probe: torch.nn.Module | None = None, targets: torch.Tensor | None = None, probe_weight: float = 0.0,
+           asymmetry_weight: float = 0.0):
     """(total, parts dict, z, idx) for a (B, T, 55) batch. With a probe and
     frame labels `targets` (B, T, A): plus probe_weight * the BCE (summed over labels) of a linear
     probe reading the labels off each frame's code vector (straight-through,
-    so the encoder, not the codebook, is pushed to keep them apart)."""
+    so the encoder, not the codebook, is pushed to keep them apart). With
+    asymmetry_weight > 0: plus that weight * the squared error of each
+    left/right pair's difference (`_lateral_pairs`), mean over frames and pairs."""
     rec, z, idx, commit = model(motion, quantize)
     p_mse = ((rec - motion) ** 2).mean()
     parts = {"param_mse": p_mse, "commit": commit}
+    asym = motion.new_zeros(())
+    if asymmetry_weight > 0:
+        lr = torch.from_numpy(_lateral_pairs()).to(motion.device)                  # (P, 2)
+        d_rec = rec[..., lr[:, 0]] - rec[..., lr[:, 1]]                             # (B, T, P)
+        d_true = motion[..., lr[:, 0]] - motion[..., lr[:, 1]]
+        asym = ((d_rec - d_true) ** 2).mean()
+        parts["asym_mse"] = asym
     probe_loss = motion.new_zeros(())
     if probe is not None and targets is not None and probe_weight > 0:
         zq = z if idx is None else z + (model.codebook.embed[idx] - z).detach()     # (B*T, D)
@@ -204,7 +214,7 @@ def losses(model: GeoVQVAE, motion: torch.Tensor, param_weight: float, quantize:
         total = v_mse + param_weight * p_mse + model.cfg.commitment * commit
     else:
         total = p_mse + model.cfg.commitment * commit
-    return total + probe_weight * probe_loss, parts, z, idx
+    return total + probe_weight * probe_loss + asymmetry_weight * asym, parts, z, idx
 
 
 def train_tokenizer(corpus, out, cfg: TrainConfig, *, progress: bool = False, log=print,
@@ -252,7 +262,7 @@ def train_tokenizer(corpus, out, cfg: TrainConfig, *, progress: bool = False, lo
         motion, frame_labels = sampler.batch_with_targets(cfg.batch)
         quantize = step >= cfg.ae_warmup
         total, parts, z, idx = losses(model, motion, cfg.param_weight, quantize, probe, frame_labels,
-                                      cfg.action_probe)
+                                      cfg.action_probe, cfg.asymmetry_weight)
         opt.zero_grad(set_to_none=True)
         total.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
