@@ -238,7 +238,7 @@ def add_parsers(sub) -> None:
                                     "fidelity-2048 (the default before the probe), k1024, fidelity (K=4096), micro, "
                                     "micro-2, micro-wide, micro-l1, micro-l4 (other action-probe recipes), micro-err2, "
                                     "asym, asym-hi, asym-pw150, asym-pw100 (the default plus a left/right asymmetry "
-                                    "term, not shipped), tiny. "
+                                    "term; the -pw ones also lower param_weight; not shipped), tiny. "
                                     "m2l: default (shipped built-in, with a face reader, 8000 steps), "
                                     "face-conv-8k (= default), face-conv-6k (6000 steps, the default before), "
                                     "face-conv (3000 steps, the default before that), "

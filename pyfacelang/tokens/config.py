@@ -227,10 +227,11 @@ PRESETS = {
     # winks still share codes and decode as both eyes closed.
     "micro-err": _MICRO_ERR,
     "micro-err2": dataclasses.replace(_MICRO, restart_from="error2"),
-    # The default plus the left/right asymmetry term (TrainConfig.asymmetry_weight),
-    # session 35, 3000 steps on one thread each (~1530 s; ~2080 s for the
-    # last two, four jobs on two cores). eval tokenizer --readout --no-real
-    # on 500 fresh clips, seed 1234; "kept" is the mean share of a one-sided
+    # The default plus the left/right asymmetry term (TrainConfig.asymmetry_weight;
+    # the -pw ones also lower param_weight), session 35, 3000 steps on one
+    # thread each (~1530 s; ~2080 s for the last two, four jobs on two
+    # cores). eval tokenizer --readout --no-real --no-baseline on 500 fresh
+    # clips, seed 1234; "kept" is the mean share of a one-sided
     # action's left-minus-right difference (15 actions, peak frames of the
     # test clips of the default corpus) that tokenize -> detokenize gives back:
     #   recipe       mm     usage  param L2  kept  left / right wink
@@ -240,7 +241,7 @@ PRESETS = {
     #   asym-pw150   0.976  90.2%  0.239     0.75  0.39 / -0.42
     #   asym-pw100   0.957  91.6%  0.255     0.78  0.68 / -0.54
     # Readout (motions F1, actions named of 301, head of 285, emotion,
-    # intensity): shipped 0.816, 162, 246, 0.932, 0.886; asym 0.852, 191,
+    # intensity): shipped 0.821, 165, 247, 0.926, 0.886; asym 0.852, 191,
     # 248, 0.946, 0.890; asym-pw150 0.823, 176, 234, 0.940, 0.876;
     # asym-pw100 0.857, 193, 245, 0.924, 0.872. asym-pw100 keeps issue 5's
     # goals and the most actions: the candidate for the next default, once

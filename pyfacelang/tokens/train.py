@@ -195,9 +195,9 @@ def losses(model: GeoVQVAE, motion: torch.Tensor, param_weight: float, quantize:
     parts = {"param_mse": p_mse, "commit": commit}
     asym = motion.new_zeros(())
     if asymmetry_weight > 0:
-        lr = torch.from_numpy(_lateral_pairs()).to(motion.device)                  # (P, 2)
-        d_rec = rec[..., lr[:, 0]] - rec[..., lr[:, 1]]                             # (B, T, P)
-        d_true = motion[..., lr[:, 0]] - motion[..., lr[:, 1]]
+        pairs = torch.from_numpy(_lateral_pairs()).to(motion.device)               # (P, 2)
+        d_rec = rec[..., pairs[:, 0]] - rec[..., pairs[:, 1]]                       # (B, T, P)
+        d_true = motion[..., pairs[:, 0]] - motion[..., pairs[:, 1]]
         asym = ((d_rec - d_true) ** 2).mean()
         parts["asym_mse"] = asym
     probe_loss = motion.new_zeros(())
