@@ -204,7 +204,7 @@ def add_parsers(sub) -> None:
     a.add_argument("--temperature", type=float, default=None, help="sampling temperature (0: greedy; default 1.0)")
     a.add_argument("--cfg-scale", type=float, default=None, help="classifier-free guidance (1: none; default 3.0)")
     a.add_argument("--part-cfg-scale", type=float, default=None,
-                   help='guidance for each part after the first of "X, then Y" (default 7.0: it continues from '
+                   help='guidance for each part after the first of "X, then Y" (default 10.0: it continues from '
                         "the part before, and the words must outweigh that context)")
     a.add_argument("--seed", type=int, default=0, help="sampling seed (same seed, same motion)")
     a.add_argument("--no-split", dest="split", action="store_false",

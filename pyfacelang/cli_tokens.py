@@ -232,13 +232,14 @@ def add_parsers(sub) -> None:
                         "reader: the motion reader that tracked faces are read through, from retracked clips)")
     t.add_argument("--corpus", help="corpus folder (default: build the preset's synthetic corpus in OUT/corpus)")
     t.add_argument("-o", "--output", required=True, help="output model folder (rerun to resume)")
-    t.add_argument("--preset", help="training recipe. tokenizer: default (shipped, with the action probe), "
-                                    "baseline (coefficient space), micro-err (= default: dead codes restarted on badly "
-                                    "served frames), micro-pw300 (the default before, without that rule), "
+    t.add_argument("--preset", help="training recipe. tokenizer: default (shipped: the action probe plus a left/right "
+                                    "asymmetry term), asym-pw100 (= default), baseline (coefficient space), micro-err "
+                                    "(the default of sessions 26-36: dead codes restarted on badly served frames), "
+                                    "micro-pw300 (the default before, without that rule), "
                                     "fidelity-2048 (the default before the probe), k1024, fidelity (K=4096), micro, "
                                     "micro-2, micro-wide, micro-l1, micro-l4 (other action-probe recipes), micro-err2, "
-                                    "asym, asym-hi, asym-pw150, asym-pw100 (the default plus a left/right asymmetry "
-                                    "term; the -pw ones also lower param_weight; not shipped), tiny. "
+                                    "asym, asym-hi, asym-pw150 (micro-err plus the asymmetry term; the -pw one also "
+                                    "lowers param_weight), tiny. "
                                     "m2l: default (shipped built-in, with a face reader, 8000 steps), "
                                     "face-conv-8k (= default), face-conv-6k (6000 steps, the default before), "
                                     "face-conv (3000 steps, the default before that), "

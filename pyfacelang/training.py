@@ -33,16 +33,29 @@ def save_checkpoint(path: Path, state: dict, recipe: dict) -> None:
         raise
 
 
+def _settings(recipe: dict) -> dict:
+    """The recipe as a checkpoint compares it: JSON-normalised, without the
+    thread count (`threads`, top level or under "train"), which changes the
+    speed of a run and not what it trains, so a run can resume on more or
+    fewer cores."""
+    out = json.loads(json.dumps(recipe, sort_keys=True))
+    out.pop("threads", None)
+    if isinstance(out.get("train"), dict):
+        out["train"].pop("threads", None)
+    return out
+
+
 def load_checkpoint(path: Path, recipe: dict) -> dict | None:
     """The checkpoint's state (torch RNG restored), None when there is none;
-    refuses one written with another recipe."""
+    refuses one written with another recipe (another thread count is the
+    same recipe)."""
     if not path.exists():
         return None
     try:
         state = torch.load(path, weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unreadable checkpoint
         raise FaceLangError(f"{path}: unreadable checkpoint ({e}); delete it to start over") from None
-    if json.loads(state["config"]) != json.loads(json.dumps(recipe, sort_keys=True)):
+    if _settings(json.loads(state["config"])) != _settings(recipe):
         raise FaceLangError(f"{path} was written with different training settings; use another -o folder "
                             "or delete the checkpoint")
     torch.set_rng_state(state["torch_rng"])

@@ -86,3 +86,16 @@ def test_differences_finds_a_changed_setting():
     b = {"steps": 3000, "model": {"codebook_size": 1024}, "corpus_seconds": (2.0, 10.0), "threads": 2}
     assert _differences(a, b) == ["model.codebook_size: recorded 2048, preset 1024"]
     assert _differences({"extra": 1}, {}) == ["extra: recorded, not in the preset"]
+
+
+READERS = ["m2l/data/default", "l2m/data/default", "l2m/data/global", "l2m/data/evaluator"]
+
+
+@pytest.mark.parametrize("folder", READERS)
+def test_shipped_readers_of_tokens_match_the_shipped_tokenizer(folder):
+    """Every shipped model that reads or writes face tokens was trained on the
+    shipped tokenizer's tokens (loading refuses a mismatch, so a tokenizer
+    shipped without retraining them would break caption, animate and eval)."""
+    from pyfacelang.tokens import FaceTokenizer
+    recorded = json.loads((PKG / folder / "config.json").read_text())["tokenizer_sha256"]
+    assert recorded == FaceTokenizer.load().sha256, f"{folder} was trained on another tokenizer"

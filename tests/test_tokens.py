@@ -199,8 +199,8 @@ def test_asymmetry_loss_scores_a_one_sided_shape_decoded_on_both_sides():
 
 def test_asymmetry_term_trains(tmp_path, corpus):
     """asymmetry_weight > 0 reaches training: the term is logged and the
-    weights differ from the same run without it; the shipped recipe has it off."""
-    assert PRESETS["default"].asymmetry_weight == 0.0
+    weights differ from the same run without it; the shipped recipe has it on."""
+    assert PRESETS["default"].asymmetry_weight == 300.0 and PRESETS["micro-err"].asymmetry_weight == 0.0
     cfg = dataclasses.replace(TINY, steps=20)
     train_tokenizer(corpus, tmp_path / "off", cfg, log=lambda *a: None)
     train_tokenizer(corpus, tmp_path / "on", dataclasses.replace(cfg, asymmetry_weight=50.0), log=lambda *a: None)
