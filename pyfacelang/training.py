@@ -33,15 +33,20 @@ def save_checkpoint(path: Path, state: dict, recipe: dict) -> None:
         raise
 
 
+# Settings that change the speed of a run, not what it learns: a checkpoint
+# resumes on more or fewer cores, and shipped weights match their preset
+# whatever thread count made them (tests/test_recipes.py).
+NOT_RECIPE = frozenset({"threads"})
+
+
 def _settings(recipe: dict) -> dict:
     """The recipe as a checkpoint compares it: JSON-normalised, without the
-    thread count (`threads`, top level or under "train"), which changes the
-    speed of a run and not what it trains, so a run can resume on more or
-    fewer cores."""
+    NOT_RECIPE keys (top level or under "train")."""
     out = json.loads(json.dumps(recipe, sort_keys=True))
-    out.pop("threads", None)
-    if isinstance(out.get("train"), dict):
-        out["train"].pop("threads", None)
+    for d in (out, out.get("train")):
+        if isinstance(d, dict):
+            for k in NOT_RECIPE:
+                d.pop(k, None)
     return out
 
 

@@ -10,11 +10,10 @@ from pathlib import Path
 import pytest
 
 import pyfacelang
+from pyfacelang.training import NOT_RECIPE
 
 PKG = Path(pyfacelang.__file__).parent
 
-# Settings that do not change what is learnt (how many threads ran it).
-NOT_RECIPE = {"threads"}
 
 
 def _presets(kind: str) -> dict:
@@ -88,10 +87,7 @@ def test_differences_finds_a_changed_setting():
     assert _differences({"extra": 1}, {}) == ["extra: recorded, not in the preset"]
 
 
-READERS = ["m2l/data/default", "l2m/data/default", "l2m/data/global", "l2m/data/evaluator"]
-
-
-@pytest.mark.parametrize("folder", READERS)
+@pytest.mark.parametrize("folder", [folder for folder, kind, _ in SHIPPED if kind != "tokens"])
 def test_shipped_readers_of_tokens_match_the_shipped_tokenizer(folder):
     """Every shipped model that reads or writes face tokens was trained on the
     shipped tokenizer's tokens (loading refuses a mismatch, so a tokenizer
