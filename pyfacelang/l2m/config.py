@@ -337,8 +337,8 @@ PRESETS = {
     "corrupt5": _DEFAULT,
     "corrupt3": replace(_S37, corrupt=0.3),
     # Not shipped, not measured yet: the default with each event's onset
-    # weighing 8 in the loss (L2MTrainConfig.onset_weight). Session 38
-    # started it and stopped it at step 100 to train the global baseline.
+    # weighing 8 in the loss (L2MTrainConfig.onset_weight). Session 38 ran
+    # out of time for it (its run was past step 900 of 1600 at the end).
     "onset": replace(_DEFAULT, onset_weight=8.0),
     # The recipe shipped in sessions 27-37 (corruption up to 0.8), under the
     # name its weights were trained with.
