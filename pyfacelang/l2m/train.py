@@ -102,11 +102,15 @@ def event_weights(item, cfg: L2MTrainConfig) -> np.ndarray:
     if not weighted(cfg):
         return w
     lab = item.labels or {}
+    def frame(t: float, up: bool) -> int:      # seconds -> frame, rounded off float noise (0.56 * 25 = 14.000...02)
+        x = round(t * item.fps, 6)
+        return int(np.ceil(x) if up else np.floor(x))
+
     for ev in [*lab.get("actions", []), *([lab["head"]] if lab.get("head") else [])]:
-        a = max(0, int(np.floor((ev["start"] - cfg.event_margin) * item.fps)))
-        b = min(len(w), int(np.ceil((ev["end"] + cfg.event_margin) * item.fps)) + 1)
+        a = max(0, frame(ev["start"] - cfg.event_margin, False))
+        b = min(len(w), frame(ev["end"] + cfg.event_margin, True) + 1)
         w[a:b] = cfg.event_weight
-        o = min(len(w), int(np.ceil(round((ev["start"] + cfg.onset_span) * item.fps, 6))) + 1)
+        o = min(len(w), frame(ev["start"] + cfg.onset_span, True) + 1)
         w[a:o] = np.maximum(w[a:o], cfg.onset_weight)
     return w
 
