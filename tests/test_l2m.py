@@ -16,7 +16,7 @@ from pyfacelang.l2m import TextToMotion
 from pyfacelang.l2m.animate import compose, split_segments
 from pyfacelang.l2m.config import PRESETS, MotionGPTConfig, SampleConfig, TextEncoderConfig
 from pyfacelang.l2m.encoders import BuiltinTextEncoder
-from pyfacelang.l2m.evaluate import frechet, r_precision
+from pyfacelang.l2m.evaluate import copy_accuracy, frechet, r_precision
 from pyfacelang.l2m.export import accessor_array, read_glb, write_arkit_csv, write_glb
 from pyfacelang.l2m.train import train_l2m
 
@@ -408,6 +408,16 @@ def test_frechet_and_r_precision():
     assert r_precision(f, f) == (1.0, 1.0)
     r1, r3 = r_precision(f, rng.normal(size=(64, 8)))
     assert r1 < 0.3 and r3 < 0.5
+
+
+def test_copy_accuracy_scores_what_tok_scores():
+    """The copy floor counts, within the model's window, each token equal to
+    the one before it (the first token missed), per clip, then the mean."""
+    assert copy_accuracy([[1, 1, 2, 2, 2]], 10) == pytest.approx(3 / 5)
+    assert copy_accuracy([[1, 1, 2, 2, 2]], 3) == pytest.approx(1 / 3)
+    assert copy_accuracy([[5], [1, 1, 2, 2, 2]], 10) == pytest.approx((0 + 3 / 5) / 2)
+    # clips longer than the window are scored on its first tokens, as Tok is
+    assert copy_accuracy([np.array([3, 3, 3, 4, 4, 9, 9, 9])], 6) == pytest.approx(3 / 6)
 
 
 # ------------------------------------------------------------------ CLI

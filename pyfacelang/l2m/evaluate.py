@@ -6,8 +6,11 @@ motion rows: 52 ARKit weights + head rotation in rad), `FD` (Frechet distance
 between evaluator features of generated and true motion), `R@1`/`R@3`
 (retrieval of the clip's own prompt among 32 with the evaluator's joint
 space), `CorE` (the evaluator's emotion classifier on the generated motion
-vs the clip's label), `Tok` (teacher-forced next-token accuracy) and
-`ms_10s` (median time to generate 10 s of tokens on this CPU).
+vs the clip's label), `Tok` (teacher-forced next-token accuracy, on the
+tokens the model was trained to predict), `Tok_copy` (the accuracy of
+always predicting the previous token on those same tokens: the floor a
+model that only copies reaches) and `ms_10s` (median time to generate 10 s
+of tokens on this CPU).
 
 Two-part prompts ("<caption A>, then <caption B>" of two test clips with
 different emotion groups that `animate` cuts into those two captions, 8 s):
@@ -133,14 +136,18 @@ def eval_l2m(models: dict, evaluator, tokenizer, items, sample: SampleConfig = S
             gen.append(tokenizer.decode(toks))
         gen_s = time.perf_counter() - t0
         j = judge(evaluator, gen, texts, groups)
+        # Tok on the tokens the model was trained to predict (run-length
+        # smoothed ones for a model trained on them)
+        seqs = [it.tokens if not model.switch_cost else tokenizer.encode(it.motion, switch_cost=model.switch_cost)
+                for it in items]
         tok_acc = []
         for i in range(0, len(items), 32):
-            chunk = items[i: i + 32]
-            tok_acc.extend(model.token_accuracy([it.caption for it in chunk], [it.tokens for it in chunk]))
+            tok_acc.extend(model.token_accuracy([it.caption for it in items[i: i + 32]], seqs[i: i + 32]))
         figures[name] = {
             "L2": float(np.mean([np.linalg.norm(g - t, axis=1).mean() for g, t in zip(gen, truth)])),
             "FD": frechet(j["feat"], real["feat"]), "R@1": j["R@1"], "R@3": j["R@3"], "CorE": j["CorE"],
-            "Tok": float(np.mean(tok_acc)), "ms_10s": generation_ms(model, sample=sample),
+            "Tok": float(np.mean(tok_acc)), "Tok_copy": copy_accuracy(seqs, model.net.cfg.max_frames),
+            "ms_10s": generation_ms(model, sample=sample),
             "ms_10s_unguided": generation_ms(model, sample=dataclasses.replace(sample, cfg_scale=1.0)),
             **sequence_scores(model, evaluator, tokenizer, pairs, sample),
         }
@@ -148,8 +155,15 @@ def eval_l2m(models: dict, evaluator, tokenizer, items, sample: SampleConfig = S
     return figures
 
 
+def copy_accuracy(seqs, window: int) -> float:
+    """Mean per clip of the share of its first `window` tokens that repeat the
+    token before them (the first token counts as missed, as in Tok)."""
+    acc = [np.count_nonzero(np.diff(np.asarray(s)[:window]) == 0) / min(len(s), window) for s in seqs if len(s)]
+    return float(np.mean(acc))
+
+
 def format_table(figures: dict) -> str:
-    cols = ["L2", "FD", "R@1", "R@3", "CorE", "Tok", "Seq2", "Seq2_whole", "ms_10s", "ms_10s_unguided"]
+    cols = ["L2", "FD", "R@1", "R@3", "CorE", "Tok", "Tok_copy", "Seq2", "Seq2_whole", "ms_10s", "ms_10s_unguided"]
     lines = [f"{'':14s}" + "".join(f"{c:>16s}" for c in cols)]
     for name, f in figures.items():
         lines.append(f"{name:14s}" + "".join(f"{f[c]:16.3f}" if c in f else f"{'-':>16s}" for c in cols))

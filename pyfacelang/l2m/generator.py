@@ -61,6 +61,12 @@ class TextToMotion:
         return int(self.meta["codebook_size"])
 
     @property
+    def switch_cost(self) -> float:
+        """The run-length smoothing of the tokens it was trained on
+        (L2MTrainConfig.switch_cost; 0: per-frame tokens)."""
+        return float(self.meta.get("switch_cost", 0.0))
+
+    @property
     def conditioning(self) -> str:
         return self.net.cfg.conditioning
 

@@ -166,8 +166,9 @@ def train_l2m(corpus, out, cfg: L2MTrainConfig, *, encoder: str = "builtin", tok
     if cfg.corrupt_near > 0 and not cfg.corrupt_near_k < tok.codebook_size:
         raise FaceLangError(f"corrupt_near_k {cfg.corrupt_near_k}: the tokenizer has {tok.codebook_size} codes, "
                             f"so a code has at most {tok.codebook_size - 1} neighbours")
-    items = corpus_items(corpus, "train", tok)
-    meta = {"tokenizer_sha256": tok.sha256, "codebook_size": tok.codebook_size, "fps": items[0].fps}
+    items = corpus_items(corpus, "train", tok, switch_cost=cfg.switch_cost)
+    meta = {"tokenizer_sha256": tok.sha256, "codebook_size": tok.codebook_size, "fps": items[0].fps,
+            "switch_cost": cfg.switch_cost}
     log(f"train l2m ({cfg.model.conditioning}, encoder {encoder}): {len(items)} clips, "
         f"{sum(len(i.tokens) for i in items)} face tokens, tokenizer {tok.sha256[:12]} (K={tok.codebook_size})")
     recipe = {"train": cfg.to_dict(), "encoder": str(encoder), **meta}

@@ -24,8 +24,11 @@ class Item:
     prompts: list = field(default_factory=list)   # short user-style prompts (text-to-motion trains on them)
 
 
-def _tokens_of(tokenizer, motions: list[np.ndarray]) -> list[np.ndarray]:
-    """Tokenize many clips with one encoder call (the encoder is per frame)."""
+def _tokens_of(tokenizer, motions: list[np.ndarray], switch_cost: float = 0.0) -> list[np.ndarray]:
+    """Tokenize many clips with one encoder call (the encoder is per frame);
+    switch_cost > 0: clip by clip, run-length smoothed (FaceTokenizer.encode)."""
+    if switch_cost:
+        return [tokenizer.encode(m.astype(np.float32), switch_cost=switch_cost).astype(np.int64) for m in motions]
     lens = [len(m) for m in motions]
     allrows = np.concatenate(motions).astype(np.float32)                   # (sum T, 55)
     toks = np.concatenate([tokenizer.encode(allrows[i:i + 200_000])
@@ -34,10 +37,11 @@ def _tokens_of(tokenizer, motions: list[np.ndarray]) -> list[np.ndarray]:
 
 
 def corpus_items(corpus, split: str, tokenizer, limit: int | None = None, keep_motion: bool = False,
-                 reader="default") -> list[Item]:
+                 reader="default", switch_cost: float = 0.0) -> list[Item]:
     """Items of one split of a corpus folder (with `keep_motion`, also the
     motion rows). A retracked corpus holds the fitter's rows; they are read
-    through `reader` (see tokens.inputs.motion_of), as tracked video is."""
+    through `reader` (see tokens.inputs.motion_of), as tracked video is.
+    switch_cost: tokens run-length smoothed (FaceTokenizer.encode)."""
     from ..corpus.dataset import split_of
     from ..corpus.store import Corpus
     c = Corpus(corpus)
@@ -63,7 +67,7 @@ def corpus_items(corpus, split: str, tokenizer, limit: int | None = None, keep_m
     fps = float(c.config.get("fps", 25.0))
     return [Item(t, m["caption"], list(m.get("paraphrases", [])), m["labels"], float(m.get("fps", fps)),
                  mo if keep_motion else None, list(m.get("prompts", [])))
-            for t, m, mo in zip(_tokens_of(tokenizer, motions), metas, motions)]
+            for t, m, mo in zip(_tokens_of(tokenizer, motions, switch_cost), metas, motions)]
 
 
 def synthetic_items(seed: int, clips: int, tokenizer, seconds: tuple | None = None,

@@ -160,16 +160,33 @@ class FaceTokenizer:
             self._mlp_key = key
         return self._mlp
 
-    def encode(self, motion, valid=None) -> np.ndarray:
+    def encode(self, motion, valid=None, switch_cost: float = 0.0) -> np.ndarray:
         """(T, 55) motion rows -> (T,) int32 tokens, exactly one per row. Rows
-        that are invalid (`valid` False) or non-finite hold the last valid row."""
+        that are invalid (`valid` False) or non-finite hold the last valid row.
+        switch_cost > 0: the whole sequence is encoded at once, each change of
+        code costing that much squared latent distance (see `smoothing`), so
+        the tokens flicker less; 0 (the default): each frame's nearest code,
+        the tokens `push` gives."""
         m = self._check_motion(motion)
         if valid is not None and len(np.asarray(valid)) != len(m):
             raise ShapeError(f"valid: expected {len(m)} flags, got {len(np.asarray(valid))}")
         filled, _ = fill_invalid(m, valid)
         if len(filled) == 0:
             return np.zeros(0, np.int32)
+        if switch_cost:
+            return self._smoothed_tokens(filled, switch_cost)
         return self._tokens(filled)
+
+    @torch.no_grad()
+    def _smoothed_tokens(self, rows: np.ndarray, switch_cost: float) -> np.ndarray:
+        from .smoothing import smooth_codes
+        embed = self.model.codebook.embed
+        if embed.device.type == "cpu":
+            z = torch.from_numpy(np.asarray(self._cpu_encoder()(rows), np.float32))     # (T, D)
+        else:
+            z = self.model.encode(torch.from_numpy(rows).to(embed.device))
+        d = (z * z).sum(1, keepdim=True) - 2.0 * z @ embed.T + (embed * embed).sum(1)[None, :]   # (T, K)
+        return smooth_codes(d.clamp_min(0).cpu().numpy(), switch_cost).astype(np.int32)
 
     def push(self, row, valid: bool = True) -> int:
         """Streaming: one motion row (55,) -> its token, as soon as the frame is
