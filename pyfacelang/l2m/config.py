@@ -212,9 +212,8 @@ class L2MTrainConfig:
     # Training targets encoded run-length smoothed (FaceTokenizer.encode with
     # this switch cost, in squared latent distance; the shipped tokenizer's
     # median frame-to-nearest-code distance is 68). Plain per-frame tokens
-    # flicker between neighbouring codes that decode to nearly the same face
-    # (a third of all runs are one frame; the token changes in 22% of
-    # frames), and teacher-forced Tok is bounded by how often it changes: the
+    # flicker between nearby codes (a third of all runs are one frame; the
+    # token changes in 22% of frames), and teacher-forced Tok is bounded by how often it changes: the
     # model copies the previous token (0.99 right where the token stays) and
     # rarely guesses a change (0.01). Measured on 100 fresh clips (seed 1234;
     # switch cost in medians: frames that repeat, decoded vertex error mm,
@@ -358,8 +357,10 @@ PRESETS = {
     # starts the nod (pitch 7-12 degrees) but loses the emotion (CorE 0.644
     # against 0.876, Seq2 0.38 against 0.75).
     "onset": replace(_DEFAULT, onset_weight=8.0),
-    # The same at weight 3 (starts then carry about 18% of the loss, at 8
-    # about 37%): measured in session 39, README.
+    # Not shipped: the same at weight 3 (starts then carry about 18% of the
+    # loss, at 8 about 37%). Measured (session 39, README, one seed): nods
+    # (pitch 8-15 degrees), FD 0.059 and R@1 0.614 (shipped 0.063, 0.546),
+    # but CorE 0.828 against 0.876 and Seq2 0.58 against 0.75.
     "onset3": replace(_DEFAULT, onset_weight=3.0),
     # Not shipped: the default trained on run-length smoothed tokens
     # (L2MTrainConfig.switch_cost 1100, about 16 times the median

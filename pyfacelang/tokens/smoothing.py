@@ -2,9 +2,10 @@
 when every change of code costs `switch_cost`.
 
 Plain encoding picks each frame's nearest code on its own. A face moving
-slowly between two expressions then flickers between neighbouring codes that
-decode to nearly the same face (on fresh synthetic clips, a third of all runs
-are one frame long and the token changes in 22% of frames). A model that
+slowly between two expressions then flickers between nearby codes (on fresh
+synthetic clips a third of all runs are one frame long, and such a frame's
+code decodes 0.025 mean ARKit weight from the code before it, where two
+random codes are 0.070 apart; the token changes in 22% of frames). A model that
 predicts tokens (text to motion) has to guess every flicker. Smoothed encoding
 solves, exactly, by dynamic programming (Viterbi with a uniform switch cost):
 
