@@ -221,6 +221,12 @@ def test_onset_weights_cover_each_event_start():
     assert np.array_equal(both == 8, w == 8)
     assert np.flatnonzero(both == 3).tolist() == [*range(15, 33), *range(105, 128)]
     assert PromptSampler([it], cfg, 0, 50).batch(2)[-1] is not None
+    # an event whose span covers an earlier event's onset keeps that onset's weight
+    lab2 = {"actions": [{"word": "left wink", "start": 0.4, "end": 0.8}, {"word": "pout", "start": 0.2, "end": 2.0}]}
+    it2 = SimpleNamespace(caption="x", paraphrases=[], prompts=[], tokens=np.zeros(100, np.int64), labels=lab2,
+                          fps=25.0)
+    w2 = event_weights(it2, cfg)
+    assert np.flatnonzero(w2 == 8).tolist() == [*range(3, 15)]     # the pout's 0.12-0.36 s and the wink's 0.32-0.56 s
     for bad in (dict(onset_weight=0.0), dict(event_weight=-1.0), dict(onset_span=-0.1)):
         with pytest.raises(FaceLangError, match=next(iter(bad))):
             dataclasses.replace(PRESETS["tiny"], **bad)

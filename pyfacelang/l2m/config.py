@@ -361,7 +361,9 @@ PRESETS = {
     # loss, at 8 about 37%). Measured (session 39, README, seeds 1234 /
     # 4321): nods (pitch 8-15 degrees), FD 0.059 / 0.054 and R@1 0.614 /
     # 0.626 (shipped 0.063 / 0.059, 0.546 / 0.574), but CorE 0.828 / 0.826
-    # against 0.876 / 0.876 and Seq2 0.58 / 0.66 against 0.75 / 0.70.
+    # against 0.876 / 0.876 and Seq2 0.58 / 0.66 against 0.75 / 0.70. Both
+    # onset runs predate the mend that stops a later event's span wiping an
+    # earlier onset (1933 training clips), so a rerun trains a different model.
     "onset3": replace(_DEFAULT, onset_weight=3.0),
     # Not shipped: the default trained on run-length smoothed tokens
     # (L2MTrainConfig.switch_cost 1100, about 16 times the median

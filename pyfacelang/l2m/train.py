@@ -109,7 +109,7 @@ def event_weights(item, cfg: L2MTrainConfig) -> np.ndarray:
     for ev in [*lab.get("actions", []), *([lab["head"]] if lab.get("head") else [])]:
         a = max(0, frame(ev["start"] - cfg.event_margin, False))
         b = min(len(w), frame(ev["end"] + cfg.event_margin, True) + 1)
-        w[a:b] = cfg.event_weight
+        w[a:b] = np.maximum(w[a:b], cfg.event_weight)    # never lowers an earlier event's onset
         o = min(len(w), frame(ev["start"] + cfg.onset_span, True) + 1)
         w[a:o] = np.maximum(w[a:o], cfg.onset_weight)
     return w

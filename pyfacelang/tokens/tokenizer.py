@@ -179,14 +179,14 @@ class FaceTokenizer:
 
     @torch.no_grad()
     def _smoothed_tokens(self, rows: np.ndarray, switch_cost: float) -> np.ndarray:
+        from .model import sq_dists
         from .smoothing import smooth_codes
         embed = self.model.codebook.embed
         if embed.device.type == "cpu":
             z = torch.from_numpy(np.asarray(self._cpu_encoder()(rows), np.float32))     # (T, D)
         else:
             z = self.model.encode(torch.from_numpy(rows).to(embed.device))
-        d = (z * z).sum(1, keepdim=True) - 2.0 * z @ embed.T + (embed * embed).sum(1)[None, :]   # (T, K)
-        return smooth_codes(d.clamp_min(0).cpu().numpy(), switch_cost).astype(np.int32)
+        return smooth_codes(sq_dists(z, embed).clamp_min(0).cpu().numpy(), switch_cost).astype(np.int32)
 
     def push(self, row, valid: bool = True) -> int:
         """Streaming: one motion row (55,) -> its token, as soon as the frame is
