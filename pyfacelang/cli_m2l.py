@@ -106,6 +106,9 @@ def cmd_eval_m2l(args, emit, media_dir) -> int:
         source = f"{args.clips} fresh synthetic clips (seed {args.seed})"
     print(f"eval m2l ({args.m2l or 'default'}) on {source}")
     fig = eval_m2l(model, items)
+    if fig["clips_cut"]:
+        print(f"  {fig['clips_cut']} of {fig['clips']} clips are longer than the captioner's context: captioned on "
+              "their first frames")
     print(f"  CorE {fig['CorE']:.3f} (goal >= 0.90)  CorM {fig['CorM']:.3f} (goal >= 0.85)  CorI {fig['CorI']:.3f} "
           f"(goal >= 0.80)  BLEU-4 {fig['bleu4']:.3f}  ROUGE-L {fig['rougeL']:.3f}  "
           f"{fig['latency_ms_per_4s_window']:.1f} ms per 4 s window (1 core)")

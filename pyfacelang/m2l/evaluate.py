@@ -270,11 +270,18 @@ def window_latency_ms(model, tokens: np.ndarray, repeats: int = 20) -> float:
 
 
 def eval_m2l(model, items, batch: int = 64, log=print) -> dict:
-    """Caption every item with the describe prompt and score it."""
+    """Caption every item with the describe prompt and score it. A clip
+    longer than the model's context (a corpus made with longer clips than
+    the captioner's) is captioned on its first frames that fit, and counted
+    in `clips_cut`."""
+    from .templates import DEFAULT_PROMPT
+
+    limit = model.max_face_tokens(DEFAULT_PROMPT, 64)
+    seqs = [it.tokens[:limit] for it in items]
     t0 = time.perf_counter()
     captions = []
-    for k in range(0, len(items), batch):
-        captions += model.caption_batch([it.tokens for it in items[k:k + batch]])
+    for k in range(0, len(seqs), batch):
+        captions += model.caption_batch(seqs[k:k + batch])
     seconds = time.perf_counter() - t0
     labels = [it.labels for it in items]
     refs = [[it.caption, *it.paraphrases] for it in items]
@@ -285,6 +292,7 @@ def eval_m2l(model, items, batch: int = 64, log=print) -> dict:
     fig["latency_ms_per_4s_window"] = window_latency_ms(model, long[:window])
     fig["batch_ms_per_clip"] = 1000.0 * seconds / max(len(items), 1)
     fig["clips"] = len(items)
+    fig["clips_cut"] = sum(len(it.tokens) > limit for it in items)
     fig["examples"] = [{"caption": c, "reference": it.caption} for c, it in list(zip(captions, items))[:5]]
     for c, it in list(zip(captions, items))[:3]:
         log(f"  ref: {it.caption}\n  got: {c}")
