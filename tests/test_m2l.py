@@ -195,6 +195,26 @@ def test_builtin_learns(tmp_path, shipped_tokenizer):
     assert m.caption_batch([np.full(30, 7), np.full(30, 900)]) == texts[:2]
 
 
+def test_training_on_a_clip_longer_than_the_context_keeps_the_whole_answer(shipped_tokenizer):
+    """A clip too long for the context gives up its last frames, not the end of its caption (and <eos>)."""
+    import torch
+
+    from pyfacelang.m2l.builtin import BuiltinCaptioner
+    cfg = dataclasses.replace(PRESETS["tiny"].model, dropout=0.0)
+    meta = {"tokenizer_sha256": shipped_tokenizer.sha256, "codebook_size": shipped_tokenizer.codebook_size, "fps": 25.0}
+    text = "The person looks very happy, and then blinks twice."
+    m = BuiltinCaptioner.create(cfg, [text] * 20, meta, shipped_tokenizer.code_motion())
+    m.module().eval()
+    prompt = DEFAULT_PROMPT
+    n_ans = len(m.vocab.encode(text)) + 1
+    fit = m.max_face_tokens(prompt, n_ans)
+    face = np.arange(fit + 40) % shipped_tokenizer.codebook_size
+    with torch.no_grad():
+        long, cut = m.loss([(face, prompt, text)]), m.loss([(face[:fit], prompt, text)])
+        shorter = m.loss([(face[:fit - 5], prompt, text)])
+    assert torch.allclose(long, cut) and not torch.allclose(cut, shorter)
+
+
 def test_face_reader_reads_the_face_span_whole():
     """face_conv: a face position depends on face tokens after it, text
     positions pass through untouched and never reach a face position, and

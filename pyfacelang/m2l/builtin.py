@@ -79,8 +79,10 @@ class BuiltinCaptioner(CaptionModel):
     def loss(self, examples) -> torch.Tensor:
         rows, starts = [], []
         for face, prompt, answer in examples:
-            ctx = self._context(np.asarray(face, np.int64), prompt)
             ans = self.vocab.encode(answer) + [self.vocab.eos]
+            # a clip too long for the context gives up its last frames, never the answer's end
+            face = np.asarray(face, np.int64)[: max(1, self.max_face_tokens(prompt, len(ans)))]
+            ctx = self._context(face, prompt)
             seq = (ctx + ans)[: self.cfg.max_len]
             rows.append(seq)
             starts.append(len(ctx))

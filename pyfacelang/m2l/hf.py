@@ -109,8 +109,11 @@ class HFCaptioner(CaptionModel):
     def loss(self, examples) -> torch.Tensor:
         rows, starts = [], []
         for face, prompt, answer in examples:
-            ctx = self._context(np.asarray(face, np.int64), prompt)
-            rows.append(ctx + self.tok.encode(answer, add_special_tokens=False) + [self.eos])
+            ans = self.tok.encode(answer, add_special_tokens=False) + [self.eos]
+            # a clip too long for the context gives up its last frames, never the answer's end
+            face = np.asarray(face, np.int64)[: max(1, self.max_face_tokens(prompt, len(ans)))]
+            ctx = self._context(face, prompt)
+            rows.append(ctx + ans)
             starts.append(len(ctx))
         T = max(map(len, rows))
         ids = torch.full((len(rows), T), self.tok.pad_token_id, dtype=torch.long)
