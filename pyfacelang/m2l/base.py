@@ -97,6 +97,11 @@ class CaptionModel(ABC):
     def max_face_tokens(self, prompt: str, max_new_tokens: int) -> int:
         """Longest face-token sequence that fits the context with this prompt."""
 
+    def fitting_face(self, face, prompt: str, answer_len: int) -> np.ndarray:
+        """A training example's face tokens, cut so the prompt and the whole answer (`answer_len` tokens) fit: a
+        clip too long for the context gives up its last frames, never the answer's end."""
+        return np.asarray(face, np.int64)[: max(1, self.max_face_tokens(prompt, answer_len))]
+
     @abstractmethod
     def loss(self, examples: list[tuple[np.ndarray, str, str]]) -> torch.Tensor:
         """Mean next-token loss on the answers of (face tokens, prompt, answer) examples."""

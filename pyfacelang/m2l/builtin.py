@@ -80,9 +80,7 @@ class BuiltinCaptioner(CaptionModel):
         rows, starts = [], []
         for face, prompt, answer in examples:
             ans = self.vocab.encode(answer) + [self.vocab.eos]
-            # a clip too long for the context gives up its last frames, never the answer's end
-            face = np.asarray(face, np.int64)[: max(1, self.max_face_tokens(prompt, len(ans)))]
-            ctx = self._context(face, prompt)
+            ctx = self._context(self.fitting_face(face, prompt, len(ans)), prompt)
             seq = (ctx + ans)[: self.cfg.max_len]
             rows.append(seq)
             starts.append(len(ctx))

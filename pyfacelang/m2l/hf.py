@@ -110,9 +110,7 @@ class HFCaptioner(CaptionModel):
         rows, starts = [], []
         for face, prompt, answer in examples:
             ans = self.tok.encode(answer, add_special_tokens=False) + [self.eos]
-            # a clip too long for the context gives up its last frames, never the answer's end
-            face = np.asarray(face, np.int64)[: max(1, self.max_face_tokens(prompt, len(ans)))]
-            ctx = self._context(face, prompt)
+            ctx = self._context(self.fitting_face(face, prompt, len(ans)), prompt)
             rows.append(ctx + ans)
             starts.append(len(ctx))
         T = max(map(len, rows))
