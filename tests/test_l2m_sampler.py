@@ -107,6 +107,34 @@ def test_masked_corruption():
     assert PRESETS["mask"].model.mask_token and PRESETS["mask"].corrupt == PRESETS["codefeat"].corrupt  # as measured
 
 
+def test_mixed_masked_corruption():
+    """`corrupt_mask` below 1: that share of the corrupted inputs is the mask
+    id, the rest random codes (never <bos>); the total corrupted share is as
+    without a mix, and the targets stay clean."""
+    rng = np.random.default_rng(0)
+    items = [SimpleNamespace(caption=f"clip {i}", paraphrases=[], prompts=[], tokens=rng.integers(0, 50, 60))
+             for i in range(3)]
+    base = dataclasses.replace(PRESETS["tiny"], corrupt=0.8,
+                               model=dataclasses.replace(PRESETS["tiny"].model, mask_token=True))
+    for share in (0.0, 0.5):
+        cfg = dataclasses.replace(base, corrupt_mask=share)
+        texts, seqs, _, inputs, *_ = PromptSampler(items, cfg, seed=1, n_codes=50).batch(400)
+        orig = {it.caption: it.tokens for it in items}
+        masked, coded = [], []
+        for t, s, x in zip(texts, seqs, inputs):
+            assert np.array_equal(s, orig[t][: len(s)])
+            assert x.max() <= 51 and not (x == 50).any()
+            masked.append(np.mean(x == 51))
+            coded.append(np.mean((x != s) & (x != 51)))
+        # random codes land on the true code 1 time in 50
+        assert abs(np.mean(masked) - 0.4 * share) < 0.03, (share, np.mean(masked))
+        assert abs(np.mean(coded) - 0.4 * (1 - share) * 49 / 50) < 0.03, (share, np.mean(coded))
+    assert PRESETS["mask-mix"].corrupt_mask == 0.5 and PRESETS["mask-mix"].model.mask_token
+    assert PRESETS["mask-mix"].corrupt == PRESETS["default"].corrupt
+    with pytest.raises(FaceLangError, match="corrupt_mask must be in"):
+        dataclasses.replace(base, corrupt_mask=1.5)
+
+
 def test_near_corruption_off_keeps_the_random_stream():
     """A recipe without `corrupt_near` or `mask_token` draws exactly what it
     drew before those options existed, so `--preset default` still

@@ -23,8 +23,9 @@ class PromptSampler:
     the fifth item); inputs with up to `corrupt` of their tokens replaced by
     random codes (None when `corrupt` is 0; `corrupt_near` of those codes
     drawn from the true code's `neighbours` row instead; the <mask> id for a
-    model with `mask_token`), and each target token's loss weight (None when
-    neither `event_weight` nor `onset_weight` is set, see `event_weights`)."""
+    model with `mask_token`, `corrupt_mask` of them when that is under 1),
+    and each target token's loss weight (None when neither `event_weight`
+    nor `onset_weight` is set, see `event_weights`)."""
 
     def __init__(self, items, cfg: L2MTrainConfig, seed: int, n_codes: int, neighbours: np.ndarray | None = None):
         self.items, self.cfg, self.n_codes = items, cfg, n_codes
@@ -76,9 +77,12 @@ class PromptSampler:
         """Replacement codes for the true codes `true` (the random draws of
         the recipes without `corrupt_near` stay exactly as they were)."""
         r = self.rng
-        if self.mask_id is not None:
+        if self.mask_id is not None and self.cfg.corrupt_mask >= 1.0:
             return np.full(len(true), self.mask_id, np.int64)
         out = r.integers(0, self.n_codes, len(true))
+        if self.mask_id is not None:                         # a mix: corrupt_mask of them masked
+            out[r.random(len(true)) < self.cfg.corrupt_mask] = self.mask_id
+            return out
         if self.cfg.corrupt_near > 0:
             near = r.random(len(true)) < self.cfg.corrupt_near
             nb = self.neighbours[true[near]]                                          # (n, k)
