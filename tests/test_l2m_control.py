@@ -76,9 +76,9 @@ def _extrema(x: np.ndarray) -> int:
 
 @pytest.mark.xfail(strict=True, reason="the model does not start a nod: pitch range 3-6 degrees over seeds 0-5, "
                                        "yaw 3-4 (corpus nods ~20; session 41's model as session 38's). It carries "
-                                       "on a corpus nod it is primed with only once ~8 frames of it are in its context (2.8 / 5.1 / 9.5 / 15.4 "
-                                       "degrees after 0 / 2 / 4 / 8 frames), so a sampled onset of 1-2 moved "
-                                       "frames is dropped (README, session 34)")
+                                       "on a corpus nod it is primed with only once ~8 frames of it are in its "
+                                       "context (2.8 / 5.1 / 9.5 / 15.4 degrees after 0 / 2 / 4 / 8 frames), so a "
+                                       "sampled onset of 1-2 moved frames is dropped (README, session 34)")
 def test_slow_nod_moves_pitch_back_and_forth(generate):
     ms = generate("The person nods slowly.", seconds=5.0)
     pitch = [np.degrees(m[:, 52]) for m in ms]
