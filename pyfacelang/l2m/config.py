@@ -389,10 +389,10 @@ PRESETS = {
     # not shipped. Measured in the README.
     "corrupt5": _S38,
     "corrupt3": replace(_S37, corrupt=0.3),
-    # Not shipped: the recipe of sessions 38-40 with each event's onset weighing 8 in the
-    # loss (L2MTrainConfig.onset_weight). Measured (session 39, README): it
-    # starts the nod (pitch 7-12 degrees) but loses the emotion (CorE 0.644
-    # against 0.876, Seq2 0.38 against 0.75).
+    # Not shipped: the recipe of sessions 38-40 with each event's onset
+    # weighing 8 in the loss (L2MTrainConfig.onset_weight). Measured
+    # (session 39, README): it starts the nod (pitch 7-12 degrees) but loses
+    # the emotion (CorE 0.644 against 0.876, Seq2 0.38 against 0.75).
     "onset": replace(_S38, onset_weight=8.0),
     # Not shipped: the same at weight 3 (starts then carry about 18% of the
     # loss, at 8 about 37%). Measured (session 39, README, seeds 1234 /
@@ -406,8 +406,8 @@ PRESETS = {
     # but Tok: L2 0.576, FD 0.077, R@1 0.518, R@3 0.776, CorE 0.796, Tok
     # 0.770, Seq2 0.55; wink 0.09-0.18.
     "onset3": replace(_S38, onset_weight=3.0),
-    # Not shipped: the recipe of sessions 38-40 trained on run-length smoothed tokens
-    # (L2MTrainConfig.switch_cost 1100, about 16 times the median
+    # Not shipped: the recipe of sessions 38-40 trained on run-length
+    # smoothed tokens (L2MTrainConfig.switch_cost 1100, about 16 times the median
     # frame-to-code distance: 94% of frames repeat the previous token, 78%
     # per frame). Measured (session 39, README): Tok 0.905 (its copy floor
     # 0.927), but FD 0.101 against 0.063 and R@1 0.470 against 0.546.
