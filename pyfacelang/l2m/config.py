@@ -77,9 +77,9 @@ class MotionGPTConfig:
     # trustworthy while the masked ones still force it to read the words.
     # Generation never feeds it. Measured (preset "mask", session 34): it
     # does commit to a head motion sooner, but copies what it sees and stops
-    # reading the expression words. The shipped recipe (session 41) masks
-    # half of its corrupted inputs (L2MTrainConfig.corrupt_mask); off for
-    # models saved before it existed.
+    # reading the expression words, so it is off in the shipped recipe (and
+    # for models saved before it existed; L2MTrainConfig.corrupt_mask mixes
+    # masks with random codes, measured in the preset "mask-mix").
     mask_token: bool = False
 
     def __post_init__(self):
@@ -197,12 +197,12 @@ class L2MTrainConfig:
     # lone token that breaks the pattern (the first frames of a nod it has
     # begun itself); masks keep every token it sees true, so it commits to
     # a motion but copies its context instead of reading the words (preset
-    # "mask", all masked). A mix keeps some of both: at 0.5 (the shipped
-    # recipe) the words still set the intensity, CorE rises (0.918 vs 0.876,
-    # eval l2m seed 1234) and "winks with the left eye" starts the wink in
-    # 41% of samples where all-random inputs never did; FD and R@1 are worse
-    # (0.091 vs 0.063, 0.458 vs 0.546). 1 = all masked (the preset "mask");
-    # ignored without mask_token.
+    # "mask", all masked). A mix keeps some of both: at 0.5 (preset
+    # "mask-mix", not shipped) the words still set the intensity and "winks
+    # with the left eye" starts the wink in 41% of samples where all-random
+    # inputs never did, but FD, R@1 and L2 are worse on three test sets
+    # (FD 0.085-0.091 vs 0.059-0.066) and CorE level on average. 1 = all
+    # masked (the preset "mask"); ignored without mask_token.
     corrupt_mask: float = 1.0
     # Loss weight of the target tokens inside a labelled action or head
     # motion (its start to end, `event_margin` seconds either side), against
@@ -286,28 +286,15 @@ _TINY = dict(encoder=TextEncoderConfig(vocab=400, d_model=32, n_layer=1, n_head=
 # The recipe shipped in sessions 27-37 (input corruption up to 0.8); the
 # experiments measured against it keep it as their base.
 _S37 = L2MTrainConfig(model=MotionGPTConfig(code_features=True))
-# The recipe shipped in sessions 38-40 (input corruption up to 0.5, all of
-# it random codes); the experiments of sessions 39-40 are measured against it.
-_S38 = replace(_S37, corrupt=0.5)
-_DEFAULT = replace(_S38, model=replace(_S38.model, mask_token=True), corrupt_mask=0.5)
+_DEFAULT = replace(_S37, corrupt=0.5)
 
 PRESETS = {
     # The shipped model: word-level prefix with code features; captions 35%,
-    # paraphrases 45%, short prompts 20%, input corruption up to 0.5, half
-    # of the corrupted inputs <mask> and half random codes, 1600 steps (4553
-    # s on 1 thread beside another run; session 41, trained as "mask-mix").
-    # eval l2m on 500 clips, seed 1234 / 4321: L2 0.541 / 0.530, FD 0.091 /
-    # 0.085, R@1 0.458 / 0.528, R@3 0.750 / 0.744, CorE 0.918 / 0.902, Tok
-    # 0.768 / 0.777, Seq2 0.74 / 0.80; "The person winks with the left eye."
-    # closes the left eye more than the right by 0.22-0.35 (8 samples, seeds
-    # 0-5; README).
-    # The recipe before (_S38, all corrupted inputs random codes), shipped in
-    # sessions 38-40 (3871 s on 1 thread beside another run; trained as
-    # "corrupt5"), eval l2m on 500 clips, seed 1234 / 4321: L2 0.479 /
-    # 0.479, FD 0.063 / 0.059, R@1 0.546 / 0.574, R@3 0.792 / 0.786, CorE
-    # 0.876 / 0.876, Tok 0.768 / 0.777, Seq2 0.75 / 0.70; it never winks
-    # (left-minus-right 0.02-0.03).
-    # The recipe before that (_S37, corruption up to 0.8), shipped in session 37
+    # paraphrases 45%, short prompts 20%, input corruption up to 0.5, 1600
+    # steps (3871 s on 1 thread beside another run; session 38, trained as
+    # "corrupt5"). eval l2m on 500 clips (seed 1234): L2 0.479, FD 0.063,
+    # R@1 0.546, R@3 0.792, CorE 0.876, Tok 0.768, Seq2 0.75 (README).
+    # The recipe before (_S37, corruption up to 0.8), shipped in session 37
     # on the asym-pw100 tokenizer
     # (resumed from step 1500, session 36), eval l2m on 500 clips (seed 1234)
     # with its own evaluator: L2 0.546, FD 0.073, R@1 0.492, CorE 0.816, Tok
@@ -374,26 +361,29 @@ PRESETS = {
     # 0.87 and 0.14-0.17 / 0.81-0.86). Tok 0.770 (shipped 0.764). The tokens
     # it sees are all true, so it copies them, as a clean-input model does.
     "mask": replace(_S37, model=replace(_S37.model, mask_token=True)),
-    # The shipped recipe (= default, session 41): the recipe of sessions
-    # 38-40 (_S38) with half of its corrupted inputs masked and half random
-    # codes (L2MTrainConfig.corrupt_mask), the mix the two runs above point
-    # to. Against _S38 on the same corpus (eval l2m, 500 clips, seeds 1234 /
-    # 4321): CorE 0.918 / 0.902 (0.876 / 0.876), Seq2 0.74 / 0.80 (0.75 /
-    # 0.70), Tok 0.768 / 0.777 (the same), FD 0.091 / 0.085 (0.063 / 0.059),
-    # R@1 0.458 / 0.528 (0.546 / 0.574), L2 0.541 / 0.530 (0.479 / 0.479);
-    # it keeps the intensity words and two-part order and starts the wink
-    # its caption asks for in 41% of samples (0 before), but not the nod.
-    "mask-mix": _DEFAULT,
+    # Not shipped: the default with half of its corrupted inputs masked and
+    # half random codes (L2MTrainConfig.corrupt_mask), the mix the two runs
+    # above point to. Session 41 (4553 s on 1 thread beside another run),
+    # eval l2m on 500 clips, seeds 1234 / 4321 / 777 (default in brackets):
+    # CorE 0.918 / 0.902 / 0.866 (0.876 / 0.876 / 0.892), FD 0.091 / 0.085
+    # / 0.090 (0.063 / 0.059 / 0.066), R@1 0.458 / 0.528 / 0.468 (0.546 /
+    # 0.574 / 0.564), L2 0.541 / 0.530 / 0.558 (0.479 / 0.479 / 0.488), Seq2
+    # 0.74 / 0.80 / 0.66 (0.75 / 0.70 / 0.70), Tok the same. It keeps the
+    # intensity words and two-part order and starts the wink its caption
+    # asks for in 41% of samples (0 with the default), but not the nod; the
+    # motion is worse on FD, R@1 and L2 on all three sets, and CorE is
+    # level on average, so the default stays.
+    "mask-mix": replace(_DEFAULT, model=replace(_DEFAULT.model, mask_token=True), corrupt_mask=0.5),
     # Less input corruption (L2MTrainConfig.corrupt; 0.8 in _S37), session 38:
     # 0.5 is the default since (the name its weights were trained under), 0.3
     # not shipped. Measured in the README.
-    "corrupt5": _S38,
+    "corrupt5": _DEFAULT,
     "corrupt3": replace(_S37, corrupt=0.3),
-    # Not shipped: the recipe of sessions 38-40 with each event's onset
-    # weighing 8 in the loss (L2MTrainConfig.onset_weight). Measured
-    # (session 39, README): it starts the nod (pitch 7-12 degrees) but loses
-    # the emotion (CorE 0.644 against 0.876, Seq2 0.38 against 0.75).
-    "onset": replace(_S38, onset_weight=8.0),
+    # Not shipped: the default with each event's onset weighing 8 in the
+    # loss (L2MTrainConfig.onset_weight). Measured (session 39, README): it
+    # starts the nod (pitch 7-12 degrees) but loses the emotion (CorE 0.644
+    # against 0.876, Seq2 0.38 against 0.75).
+    "onset": replace(_DEFAULT, onset_weight=8.0),
     # Not shipped: the same at weight 3 (starts then carry about 18% of the
     # loss, at 8 about 37%). Measured (session 39, README, seeds 1234 /
     # 4321): nods (pitch 8-15 degrees), FD 0.059 / 0.054 and R@1 0.614 /
@@ -402,16 +392,16 @@ PRESETS = {
     # onset runs predate the mend that stops a later event's span wiping an
     # earlier onset (1933 training clips). Rerun after it (session 41, 5153
     # s on 1 thread beside another run), seed 1234: it no longer nods (pitch
-    # 2.5-4.8 degrees at seeds 0-5) and is worse than _S38 on every column
-    # but Tok: L2 0.576, FD 0.077, R@1 0.518, R@3 0.776, CorE 0.796, Tok
+    # 2.5-4.8 degrees at seeds 0-5) and is worse than the default on every
+    # column but Tok: L2 0.576, FD 0.077, R@1 0.518, R@3 0.776, CorE 0.796, Tok
     # 0.770, Seq2 0.55; wink 0.09-0.18.
-    "onset3": replace(_S38, onset_weight=3.0),
-    # Not shipped: the recipe of sessions 38-40 trained on run-length
-    # smoothed tokens (L2MTrainConfig.switch_cost 1100, about 16 times the median
+    "onset3": replace(_DEFAULT, onset_weight=3.0),
+    # Not shipped: the default trained on run-length smoothed tokens
+    # (L2MTrainConfig.switch_cost 1100, about 16 times the median
     # frame-to-code distance: 94% of frames repeat the previous token, 78%
     # per frame). Measured (session 39, README): Tok 0.905 (its copy floor
     # 0.927), but FD 0.101 against 0.063 and R@1 0.470 against 0.546.
-    "smooth": replace(_S38, switch_cost=1100.0),
+    "smooth": replace(_DEFAULT, switch_cost=1100.0),
     # The recipe shipped in sessions 27-37 (corruption up to 0.8), under the
     # name its weights were trained with.
     "codefeat": _S37,
@@ -439,7 +429,7 @@ PRESETS = {
     # 0.308 / 0.820, Seq2 0.02 / 0.38), so the weaker baseline is not the
     # one shipped.
     "global": replace(_S37, model=replace(_S37.model, conditioning="global")),
-    "global-c5": replace(_S38, model=replace(_S38.model, conditioning="global")),
+    "global-c5": replace(_DEFAULT, model=replace(_DEFAULT.model, conditioning="global")),
     # That earlier baseline (ids only, global embedding).
     "global-ids": L2MTrainConfig(model=MotionGPTConfig(conditioning="global")),
     # The recipe shipped before short prompts: captions 40%, paraphrases 60%,
