@@ -77,12 +77,13 @@ class PromptSampler:
         """Replacement codes for the true codes `true` (the random draws of
         the recipes without `corrupt_near` stay exactly as they were)."""
         r = self.rng
-        if self.mask_id is not None and self.cfg.corrupt_mask >= 1.0:
-            return np.full(len(true), self.mask_id, np.int64)
-        out = r.integers(0, self.n_codes, len(true))
-        if self.mask_id is not None:                         # a mix: corrupt_mask of them masked
+        if self.mask_id is not None:
+            if self.cfg.corrupt_mask >= 1.0:
+                return np.full(len(true), self.mask_id, np.int64)
+            out = r.integers(0, self.n_codes, len(true))     # a mix: corrupt_mask of them masked
             out[r.random(len(true)) < self.cfg.corrupt_mask] = self.mask_id
             return out
+        out = r.integers(0, self.n_codes, len(true))
         if self.cfg.corrupt_near > 0:
             near = r.random(len(true)) < self.cfg.corrupt_near
             nb = self.neighbours[true[near]]                                          # (n, k)
