@@ -34,7 +34,8 @@ def cmd_train_m2l(args) -> int:
     if retracked and not Path(retracked).is_dir():
         raise FaceLangError(f"--retracked {retracked}: not a folder (make one with `pyfacelang corpus retrack`)")
     s = train_m2l(corpus, args.output, cfg, base=base, tokenizer=args.tokenizer,
-                  progress=not args.quiet and sys.stderr.isatty(), preset=preset, retracked=retracked)
+                  progress=not args.quiet and sys.stderr.isatty(), preset=preset, retracked=retracked,
+                  init=getattr(args, "init", None))
     print(f"wrote caption model {args.output} ({s['steps']} steps on {s['train_clips']} clips, {s['seconds']:.0f} s)")
     return 0
 
@@ -124,6 +125,9 @@ def add_train_options(t) -> None:
     g.add_argument("--retracked", help="m2l, reader: retracked corpus (`corpus retrack`) made from --corpus: m2l "
                                        "takes the recipe's share of tracked clips from it, the reader learns from "
                                        "it (default: built from --corpus into OUTPUT/retracked)")
+    g.add_argument("--init", help="m2l, fine-tuning presets (retracked-ft30, ...): the trained captioner to start "
+                                  "from, made with the preset's init preset, e.g. the shipped one "
+                                  "(default: trained first into OUTPUT/init)")
 
 
 def add_eval_options(e) -> None:

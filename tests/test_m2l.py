@@ -174,6 +174,45 @@ def test_train_resume_equals_uninterrupted(tmp_path, tiny_corpus, shipped_tokeni
     assert isinstance(m.caption(np.arange(40)), str)
 
 
+def test_fine_tune_from_init(tmp_path, tiny_corpus, shipped_tokenizer):
+    """A fine-tuning preset starts from a trained captioner's weights and BPE
+    vocabulary (`init`), or trains its init preset first into OUT/init: both
+    ways give the same model; a wrong or missing init is refused."""
+    from safetensors.torch import load_file
+
+    quiet = dict(tokenizer=shipped_tokenizer, log=lambda *a: None)
+    ft = PRESETS["tiny-ft"]
+    train_m2l(tiny_corpus, tmp_path / "a", PRESETS["tiny"], preset="tiny", **quiet)
+    train_m2l(tiny_corpus, tmp_path / "b", ft, preset="tiny-ft", init=tmp_path / "a", **quiet)
+    train_m2l(tiny_corpus, tmp_path / "c", ft, preset="tiny-ft", **quiet)      # trains c/init first
+    assert (tmp_path / "c" / "init" / "model.safetensors").is_file()
+    w = {k: load_file(str(tmp_path / k / "model.safetensors")) for k in ("a", "b", "c", "c/init")}
+    for k in w["a"]:
+        np.testing.assert_allclose(w["c/init"][k].numpy(), w["a"][k].numpy(), rtol=1e-5, atol=1e-6, err_msg=k)
+        np.testing.assert_allclose(w["c"][k].numpy(), w["b"][k].numpy(), rtol=1e-5, atol=1e-6, err_msg=k)
+    # b moved from a, and stayed far closer to it than a fresh network is
+    fresh = train_m2l(tiny_corpus, tmp_path / "f", dataclasses.replace(PRESETS["tiny"], steps=1), **quiet)
+    wf = load_file(str(tmp_path / "f" / "model.safetensors"))
+    moved = sum(float((w["b"][k] - w["a"][k]).abs().sum()) for k in w["a"] if w["a"][k].is_floating_point())
+    apart = sum(float((wf[k] - w["a"][k]).abs().sum()) for k in w["a"] if w["a"][k].is_floating_point())
+    assert fresh["steps"] == 1 and 0 < moved < 0.5 * apart
+    assert (tmp_path / "b" / "tokenizer.json").read_bytes() == (tmp_path / "a" / "tokenizer.json").read_bytes()
+    meta = json.loads((tmp_path / "b" / "config.json").read_text())["trained_with"]
+    assert meta["preset"] == "tiny-ft" and meta["init"] == str(tmp_path / "a") and len(meta["init_sha256"]) == 64
+    m = load_caption_model(tmp_path / "b", tokenizer_sha256=shipped_tokenizer.sha256)
+    assert isinstance(m.caption(np.arange(40)), str)
+    with pytest.raises(FaceLangError, match="another recipe"):     # b is not a tiny model
+        train_m2l(tiny_corpus, tmp_path / "d", ft, init=tmp_path / "b", **quiet)
+    with pytest.raises(FaceLangError, match="not a folder"):
+        train_m2l(tiny_corpus, tmp_path / "d", ft, init=tmp_path / "nowhere", **quiet)
+    with pytest.raises(FaceLangError, match="trains from scratch"):
+        train_m2l(tiny_corpus, tmp_path / "d", PRESETS["tiny"], init=tmp_path / "a", **quiet)
+    with pytest.raises(FaceLangError, match="its network"):
+        train_m2l(tiny_corpus, tmp_path / "d", dataclasses.replace(ft, model=PRESETS["default"].model),
+                  init=tmp_path / "a", **quiet)
+    assert not (tmp_path / "d" / "model.safetensors").exists()
+
+
 def test_builtin_learns(tmp_path, shipped_tokenizer):
     """A few hundred steps on fixed examples: the answer tokens are learnt."""
     import torch
@@ -510,8 +549,10 @@ def test_cli_caption_errors(tmp_path, capsys):
 
 
 def test_cli_train_and_eval(tmp_path, tiny_corpus, capsys):
-    assert main(["train", "m2l", "--corpus", str(tiny_corpus), "-o", str(tmp_path / "m"), "--preset", "tiny",
+    assert main(["train", "m2l", "--corpus", str(tiny_corpus), "-o", str(tmp_path / "s"), "--preset", "tiny",
                  "--steps", "6", "-q"]) == 0
+    assert main(["train", "m2l", "--corpus", str(tiny_corpus), "-o", str(tmp_path / "m"), "--preset", "tiny",
+                 "-q"]) == 0
     assert (tmp_path / "m" / "model.safetensors").exists()
     assert main(["eval", "m2l", "--m2l", str(tmp_path / "m"), "--seed", "3", "--clips", "4"]) == 0
     fig = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -521,6 +562,16 @@ def test_cli_train_and_eval(tmp_path, tiny_corpus, capsys):
                  str(tmp_path / "nope")]) == 1
     assert main(["train", "tokenizer", "--corpus", str(tiny_corpus), "-o", str(tmp_path / "y"), "--base", "b"]) == 1
     assert main(["train", "m2l", "--corpus", str(tiny_corpus), "-o", str(tmp_path / "y"), "--preset", "baseline"]) == 1
+    # fine-tuning from the model just trained; --init on a from-scratch preset is refused
+    assert main(["train", "m2l", "--corpus", str(tiny_corpus), "-o", str(tmp_path / "ft"), "--preset", "tiny-ft",
+                 "--init", str(tmp_path / "m"), "-q"]) == 0
+    assert json.loads((tmp_path / "ft" / "config.json").read_text())["trained_with"]["init"] == str(tmp_path / "m")
+    assert main(["train", "m2l", "--corpus", str(tiny_corpus), "-o", str(tmp_path / "y"), "--preset", "tiny",
+                 "--init", str(tmp_path / "m")]) == 1
+    # a 6-step model is not the recipe tiny-ft fine-tunes
+    assert main(["train", "m2l", "--corpus", str(tiny_corpus), "-o", str(tmp_path / "y"), "--preset", "tiny-ft",
+                 "--init", str(tmp_path / "s")]) == 1
+    assert not (tmp_path / "y" / "model.safetensors").exists()
 
 
 def test_bench_m2l_cli(tmp_path, capsys):
