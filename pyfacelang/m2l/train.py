@@ -57,8 +57,7 @@ def _init_model(init: Path, cfg: M2LTrainConfig, tok):
     if model.cfg != cfg.model:
         raise FaceLangError(f"--init {init}: its network ({model.cfg.to_dict()}) is not the preset's "
                             f"({cfg.model.to_dict()})")
-    model.set_code_motion(tok.code_motion())
-    return model
+    return model   # its code features (the face_feat buffer) came with the weights, for this tokenizer
 
 
 def _same_recipe(recorded: dict, cfg: M2LTrainConfig) -> bool:
